@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite: lints, unit tests, the network-namespace integration tests, and the
+# static-binary check. Run as root on Debian 12: `sudo hack/test.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "hack/test.sh needs root (it creates network namespaces)" >&2; exit 1; }
+hack/install-deps.sh
+
+root_before=$(hack/root-ns-snapshot.sh)
+
+echo "== format and lints" >&2
+cargo fmt --check
+cargo clippy --quiet --all-targets --features netns-tests -- -D warnings
+
+echo "== unit and integration tests" >&2
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+cargo test --features netns-tests 2>&1 | tee "$test_log"
+passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$test_log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+
+echo "== the release binary needs no shared library" >&2
+bin=$(hack/build-release.sh)/cuttlefish-cni
+ldd_out=$(ldd "$bin" 2>&1 || true)
+echo "ldd $bin: $ldd_out" >&2
+grep -Eq "statically linked|not a dynamic executable" <<<"$ldd_out" || { echo "FAIL: $bin is dynamically linked" >&2; exit 1; }
+
+echo "== the root network namespace is unchanged" >&2
+root_after=$(hack/root-ns-snapshot.sh)
+if [ "$root_before" != "$root_after" ]; then
+  diff <(echo "$root_before") <(echo "$root_after") >&2 || true
+  echo "FAIL: the test suite changed the root network namespace" >&2
+  exit 1
+fi
+echo "all checks passed" >&2
+echo "$passed passed, 0 failed"

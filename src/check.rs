@@ -1,0 +1,206 @@
+//! CHECK: read the pod netns back and compare it with the plan. Every difference is named; an
+//! empty list means the attachment is as ADD left it. A TAP with no VMM attached has no carrier
+//! (and so does a bridge whose ports all lack one): that is normal and not checked.
+
+use crate::error::Result;
+use crate::kernel::Kernel;
+use crate::mark::{Owner, TableRecord, LINK_GROUP};
+use crate::netlink::route::{Address, Link};
+use crate::nft;
+use crate::plan::{HostAddress, Plan, SYSCTLS};
+
+pub fn differences(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner) -> Result<Vec<String>> {
+    let links = kernel.links()?;
+    let addresses = kernel.addresses()?;
+    let mut diffs = Vec::new();
+
+    for bridge in &plan.bridges {
+        let Some(link) = find_ours(&links, bridge.name, owner, &mut diffs) else {
+            continue;
+        };
+        match link.bridge {
+            None => diffs.push(format!("{} is not a bridge (kind {:?})", link.name, link.kind)),
+            Some(info) => {
+                if info.stp_enabled {
+                    diffs.push(format!("{} has STP enabled", link.name));
+                }
+                if info.forward_delay != 0 {
+                    diffs.push(format!(
+                        "{} has forward_delay {}, expected 0",
+                        link.name, info.forward_delay
+                    ));
+                }
+            }
+        }
+        check_addresses(link, &addresses, Some(bridge.address), &mut diffs);
+    }
+
+    for tap in &plan.taps {
+        let Some(link) = find_ours(&links, &tap.name, owner, &mut diffs) else {
+            continue;
+        };
+        match link.tun {
+            None => diffs.push(format!("{} is not a TAP (kind {:?})", link.name, link.kind)),
+            Some(tun) => {
+                let expect = [
+                    (tun.is_tap, true, "type tap"),
+                    (tun.packet_info, false, "pi off"),
+                    (tun.vnet_hdr, true, "vnet_hdr on"),
+                    (tun.persist, true, "persist on"),
+                    (tun.multi_queue, false, "multi_queue off"),
+                ];
+                for (actual, wanted, what) in expect {
+                    if actual != wanted {
+                        diffs.push(format!("{} is not {what}", link.name));
+                    }
+                }
+                if tun.owner != tap.owner {
+                    diffs.push(format!(
+                        "{} has owner {:?}, expected {:?}",
+                        link.name, tun.owner, tap.owner
+                    ));
+                }
+                if tun.group != tap.group {
+                    diffs.push(format!(
+                        "{} has group {:?}, expected {:?}",
+                        link.name, tun.group, tap.group
+                    ));
+                }
+            }
+        }
+        let expected_master = tap
+            .bridge
+            .and_then(|b| links.iter().find(|l| l.name == b))
+            .map(|b| b.index);
+        if link.master != expected_master {
+            diffs.push(format!(
+                "{} has master {}, expected {}",
+                link.name,
+                name_of(&links, link.master),
+                tap.bridge.unwrap_or("none")
+            ));
+        }
+        check_addresses(link, &addresses, tap.address, &mut diffs);
+    }
+
+    check_nat_table(kernel.nat_table()?, plan, owner, &mut diffs);
+
+    for name in SYSCTLS {
+        if let Some(value) = kernel.read_sysctl(name)? {
+            if value != "1" {
+                diffs.push(format!("sysctl {name} is {value}, expected 1"));
+            }
+        }
+    }
+    Ok(diffs)
+}
+
+fn find_ours<'a>(links: &'a [Link], name: &str, owner: &Owner, diffs: &mut Vec<String>) -> Option<&'a Link> {
+    let Some(link) = links.iter().find(|l| l.name == name) else {
+        diffs.push(format!("{name} is missing"));
+        return None;
+    };
+    if !link.alias.as_deref().is_some_and(|a| owner.owns_alias(a)) {
+        diffs.push(format!(
+            "{name} is not marked as created for this attachment (alias {:?})",
+            link.alias
+        ));
+    }
+    if link.group != LINK_GROUP {
+        diffs.push(format!(
+            "{name} is in link group {}, expected {LINK_GROUP}",
+            link.group
+        ));
+    }
+    if !link.up {
+        diffs.push(format!("{name} is down"));
+    }
+    Some(link)
+}
+
+fn check_addresses(
+    link: &Link,
+    addresses: &[Address],
+    expected: Option<HostAddress>,
+    diffs: &mut Vec<String>,
+) {
+    let actual: Vec<&Address> = addresses.iter().filter(|a| a.index == link.index).collect();
+    let wanted: Vec<HostAddress> = expected.into_iter().collect();
+    let matches = actual.len() == wanted.len()
+        && wanted.iter().all(|w| {
+            actual
+                .iter()
+                .any(|a| a.address == w.address && a.prefix == w.prefix && a.broadcast == Some(w.broadcast()))
+        });
+    if !matches {
+        let shown: Vec<String> = actual
+            .iter()
+            .map(|a| format!("{}/{} brd {:?}", a.address, a.prefix, a.broadcast))
+            .collect();
+        let want: Vec<String> = wanted.iter().map(ToString::to_string).collect();
+        diffs.push(format!(
+            "{} has addresses [{}], expected [{}]",
+            link.name,
+            shown.join(", "),
+            want.join(", ")
+        ));
+    }
+}
+
+fn name_of(links: &[Link], index: Option<u32>) -> String {
+    match index {
+        None => "none".into(),
+        Some(i) => links
+            .iter()
+            .find(|l| l.index == i)
+            .map_or(format!("index {i}"), |l| l.name.clone()),
+    }
+}
+
+fn check_nat_table(table: Option<nft::Table>, plan: &Plan, owner: &Owner, diffs: &mut Vec<String>) {
+    let Some(table) = table else {
+        diffs.push(format!("nftables table ip {} is missing", nft::TABLE));
+        return;
+    };
+    let record = table.comment.as_deref().and_then(TableRecord::from_comment);
+    if record.is_none_or(|r| r.owner != owner.tag()) {
+        diffs.push(format!(
+            "nftables table ip {} is not ours (comment {:?})",
+            nft::TABLE,
+            table.comment
+        ));
+    }
+    let chain_ok = table.chains.len() == 1
+        && table.chains.iter().all(|c| {
+            c.name == nft::CHAIN
+                && c.chain_type.as_deref() == Some(nft::CHAIN_TYPE)
+                && c.hook == Some(nft::HOOK_POSTROUTING)
+                && c.priority == Some(nft::PRIORITY)
+        });
+    if !chain_ok {
+        diffs.push(format!(
+            "nftables table ip {} should hold exactly chain {} (type nat hook postrouting priority {}), has {:?}",
+            nft::TABLE, nft::CHAIN, nft::PRIORITY, table.chains
+        ));
+    }
+    let actual: Vec<_> = table
+        .rules
+        .iter()
+        .map(|r| (r.chain.as_str(), r.masquerade))
+        .collect();
+    let wanted: Vec<_> = plan.masquerade.iter().map(|n| (nft::CHAIN, Some(*n))).collect();
+    if actual != wanted {
+        let show = |rules: &[(&str, Option<ipnetwork::Ipv4Network>)]| {
+            rules
+                .iter()
+                .map(|(_, m)| m.map_or("(other rule)".to_string(), |n| format!("ip saddr {n} masquerade")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        diffs.push(format!(
+            "nat rules are [{}], expected [{}]",
+            show(&actual),
+            show(&wanted)
+        ));
+    }
+}

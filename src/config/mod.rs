@@ -1,0 +1,337 @@
+//! The network configuration: stdin JSON into a validated [`NetConf`]. Everything the plugin
+//! accepts is checked here, so nothing below this layer fails on input. Errors name the field
+//! and the value.
+
+pub mod overrides;
+mod prev_result;
+
+use crate::cni::{Attachment, Invocation, Version};
+use crate::error::Error;
+use overrides::{OverrideKey, PodChannels, PodValue, ANNOTATIONS_CAPABILITY};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+
+/// Largest number of instances Cuttlefish's host-resources script provisions (mtap/wifiap bands).
+pub const MAX_INSTANCE: u32 = 128;
+/// stdin larger than this is refused before parsing. A chained config with Cilium's prevResult
+/// is a few KiB.
+pub const MAX_STDIN_BYTES: usize = 1 << 20;
+
+/// Which pods the plugin acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// Only pods that ask through an annotation, `args.cni` or `CNI_ARGS` key.
+    Annotated,
+    /// Every pod.
+    All,
+}
+
+/// What to build for one pod, after per-pod overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub instances: u32,
+    pub base_instance: u32,
+    pub tap_owner: Option<u32>,
+    pub tap_group: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSettings {
+    pub file: Option<PathBuf>,
+    pub level: log::LevelFilter,
+}
+
+/// A validated network configuration.
+#[derive(Debug, Clone)]
+pub struct NetConf {
+    pub version: Version,
+    /// The version string exactly as given, echoed in results.
+    pub version_text: String,
+    pub name: String,
+    pub select: Select,
+    /// Whether this pod gets Cuttlefish networking (select=all, or it asked).
+    pub selected: bool,
+    pub settings: Settings,
+    pub log: LogSettings,
+    pub prev_result: Option<Map<String, Value>>,
+    /// Attachments a GC call says are still valid (`cni.dev/valid-attachments`).
+    pub valid_attachments: Option<Vec<Attachment>>,
+    /// Keys we do not know; logged as a warning, never an error (runtimes and Multus add keys).
+    pub unknown_keys: Vec<String>,
+}
+
+/// Keys defined by the CNI spec or runtimes that we accept without a warning.
+const SPEC_KEYS: [&str; 13] = [
+    "cniVersion",
+    "cniVersions",
+    "name",
+    "type",
+    "capabilities",
+    "runtimeConfig",
+    "args",
+    "prevResult",
+    "ipMasq",
+    "ipam",
+    "dns",
+    "disableCheck",
+    "disableGC",
+];
+const PLUGIN_KEYS: [&str; 8] = [
+    "instances",
+    "baseInstance",
+    "tapOwner",
+    "tapGroup",
+    "select",
+    "logFile",
+    "logLevel",
+    "cniVersions",
+];
+
+/// Reads only `cniVersion`, for VERSION and for the version of an early error.
+pub fn peek_version(stdin: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(stdin).ok()?;
+    Some(value.get("cniVersion")?.as_str()?.to_string())
+}
+
+impl NetConf {
+    pub fn parse(stdin: &[u8], invocation: &Invocation) -> Result<NetConf, Error> {
+        if stdin.len() > MAX_STDIN_BYTES {
+            return Err(Error::Decode(format!(
+                "stdin has {} bytes, more than the {MAX_STDIN_BYTES} accepted",
+                stdin.len()
+            )));
+        }
+        let text = std::str::from_utf8(stdin)
+            .map_err(|e| Error::Decode(format!("stdin is not valid UTF-8: {e}")))?;
+        let root: Value =
+            serde_json::from_str(text).map_err(|e| Error::Decode(format!("invalid JSON: {e}")))?;
+        let Value::Object(root) = root else {
+            return Err(Error::Decode("the configuration is not a JSON object".into()));
+        };
+
+        let version_text = required_str(&root, "cniVersion")?.to_string();
+        let version = Version::parse_supported(&version_text)?;
+        let name = required_str(&root, "name")?.to_string();
+        validate_network_name(&name)?;
+        if let Some(t) = root.get("type") {
+            if !t.is_string() {
+                return Err(Error::invalid("type", t, "must be a string"));
+            }
+        }
+
+        let runtime_config = optional_object(&root, "runtimeConfig")?;
+        let annotations = match runtime_config.and_then(|rc| rc.get(ANNOTATIONS_CAPABILITY)) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(other) => {
+                return Err(Error::invalid(
+                    format!("runtimeConfig[\"{ANNOTATIONS_CAPABILITY}\"]"),
+                    other,
+                    "must be an object of annotation strings",
+                ))
+            }
+        };
+        let args = optional_object(&root, "args")?;
+        let cni_args_json = match args.and_then(|a| a.get("cni")) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(other) => return Err(Error::invalid("args.cni", other, "must be an object")),
+        };
+        let channels = PodChannels {
+            annotations,
+            cni_args_json,
+            cni_args_env: &invocation.cni_args,
+        };
+
+        let select = match root.get("select") {
+            None => Select::Annotated,
+            Some(Value::String(s)) if s == "annotated" => Select::Annotated,
+            Some(Value::String(s)) if s == "all" => Select::All,
+            Some(other) => {
+                return Err(Error::invalid(
+                    "select",
+                    other,
+                    "must be \"annotated\" or \"all\"",
+                ))
+            }
+        };
+        let settings = settings(&root, &channels)?;
+        let log = log_settings(&root)?;
+        let prev_result = prev_result::parse(root.get("prevResult"))?;
+        let valid_attachments = valid_attachments(&root)?;
+
+        let unknown_keys = root
+            .keys()
+            .filter(|k| {
+                !SPEC_KEYS.contains(&k.as_str())
+                    && !PLUGIN_KEYS.contains(&k.as_str())
+                    && !k.starts_with("cni.dev/")
+            })
+            .cloned()
+            .collect();
+
+        Ok(NetConf {
+            version,
+            version_text,
+            name,
+            select,
+            selected: select == Select::All || channels.pod_asks(),
+            settings,
+            log,
+            prev_result,
+            valid_attachments,
+            unknown_keys,
+        })
+    }
+}
+
+fn required_str<'a>(root: &'a Map<String, Value>, key: &str) -> Result<&'a str, Error> {
+    match root.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(Error::invalid(key, other, "must be a string")),
+        None => Err(Error::invalid(key, "(missing)", "is required")),
+    }
+}
+
+fn optional_object<'a>(
+    root: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a Map<String, Value>>, Error> {
+    match root.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(Error::invalid(key, other, "must be an object")),
+    }
+}
+
+/// The spec's network name rule, the same character set as container ids.
+fn validate_network_name(name: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            format!("{name:?}"),
+            "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+        ))
+    }
+}
+
+/// Plugin keys, then per-pod overrides, each checked against the same bounds.
+fn settings(root: &Map<String, Value>, pod: &PodChannels) -> Result<Settings, Error> {
+    let instances = number_setting(root, pod, &overrides::INSTANCES, 1, MAX_INSTANCE)?.unwrap_or(1);
+    let base_instance = number_setting(root, pod, &overrides::BASE_INSTANCE, 1, MAX_INSTANCE)?.unwrap_or(1);
+    // u32::MAX is the kernel's "no owner" value, so it cannot be asked for.
+    let tap_owner = number_setting(root, pod, &overrides::TAP_OWNER, 0, u32::MAX - 1)?;
+    let tap_group = number_setting(root, pod, &overrides::TAP_GROUP, 0, u32::MAX - 1)?;
+    let last = u64::from(base_instance) + u64::from(instances) - 1;
+    if last > u64::from(MAX_INSTANCE) {
+        return Err(Error::invalid(
+            "instances",
+            format!("{instances} from baseInstance {base_instance}"),
+            format!("the last instance would be {last}; instance numbers end at {MAX_INSTANCE}"),
+        ));
+    }
+    Ok(Settings {
+        instances,
+        base_instance,
+        tap_owner,
+        tap_group,
+    })
+}
+
+fn number_setting(
+    root: &Map<String, Value>,
+    pod: &PodChannels,
+    key: &OverrideKey,
+    min: u32,
+    max: u32,
+) -> Result<Option<u32>, Error> {
+    if let Some(PodValue { source, text }) = pod.value(key)? {
+        return parse_bounded(&source, &text, min, max).map(Some);
+    }
+    match root.get(key.plugin_key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => parse_bounded(key.plugin_key, &n.to_string(), min, max).map(Some),
+        Some(other) => Err(Error::invalid(key.plugin_key, other, "must be a number")),
+    }
+}
+
+fn parse_bounded(field: &str, text: &str, min: u32, max: u32) -> Result<u32, Error> {
+    let reason = format!("must be a whole number from {min} to {max}");
+    let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let value = digits_only.then(|| text.parse::<u64>().ok()).flatten();
+    match value {
+        Some(v) if (u64::from(min)..=u64::from(max)).contains(&v) => Ok(v as u32),
+        _ => Err(Error::invalid(field, text, reason)),
+    }
+}
+
+fn log_settings(root: &Map<String, Value>) -> Result<LogSettings, Error> {
+    let file = match root.get("logFile") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.starts_with('/') && !s.contains('\0') => Some(PathBuf::from(s)),
+        Some(other) => return Err(Error::invalid("logFile", other, "must be an absolute path")),
+    };
+    let level = match root.get("logLevel") {
+        None | Some(Value::Null) => log::LevelFilter::Info,
+        Some(Value::String(s)) => match s.as_str() {
+            "error" => log::LevelFilter::Error,
+            "warn" => log::LevelFilter::Warn,
+            "info" => log::LevelFilter::Info,
+            "debug" => log::LevelFilter::Debug,
+            "trace" => log::LevelFilter::Trace,
+            _ => {
+                return Err(Error::invalid(
+                    "logLevel",
+                    format!("{s:?}"),
+                    "must be one of error, warn, info, debug, trace",
+                ))
+            }
+        },
+        Some(other) => return Err(Error::invalid("logLevel", other, "must be a string")),
+    };
+    Ok(LogSettings { file, level })
+}
+
+/// GC's list of live attachments. libcni sends both spellings (cni#1101); the newer one wins.
+fn valid_attachments(root: &Map<String, Value>) -> Result<Option<Vec<Attachment>>, Error> {
+    let (key, list) = match (
+        root.get("cni.dev/valid-attachments"),
+        root.get("cni.dev/attachments"),
+    ) {
+        (Some(list), _) => ("cni.dev/valid-attachments", list),
+        (None, Some(list)) => ("cni.dev/attachments", list),
+        (None, None) => return Ok(None),
+    };
+    let Value::Array(items) = list else {
+        return Err(Error::invalid(key, list, "must be an array"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = |name: &str| -> Result<String, Error> {
+                match item.get(name) {
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    other => Err(Error::invalid(
+                        format!("{key}[{i}].{name}"),
+                        other.map_or("(missing)".to_string(), Value::to_string),
+                        "must be a string",
+                    )),
+                }
+            };
+            Ok(Attachment {
+                container_id: field("containerID")?,
+                ifname: field("ifname")?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+use super::*;
+use crate::cni::{Command, Invocation};
+use serde_json::json;
+
+fn add_invocation(cni_args: &[(&str, &str)]) -> Invocation {
+    Invocation {
+        command: Command::Add {
+            attachment: Attachment {
+                container_id: "c1".into(),
+                ifname: "eth0".into(),
+            },
+            netns: "/run/netns/x".into(),
+        },
+        cni_args: cni_args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn parse(conf: Value) -> Result<NetConf, Error> {
+    NetConf::parse(conf.to_string().as_bytes(), &add_invocation(&[]))
+}
+
+fn base() -> Value {
+    json!({"cniVersion": "1.0.0", "name": "cilium", "type": "cuttlefish-cni"})
+}
+
+fn with(mut conf: Value, key: &str, value: Value) -> Value {
+    conf.as_object_mut().unwrap().insert(key.into(), value);
+    conf
+}
+
+#[test]
+fn defaults() {
+    let conf = parse(base()).unwrap();
+    assert_eq!(
+        conf.settings,
+        Settings {
+            instances: 1,
+            base_instance: 1,
+            tap_owner: None,
+            tap_group: None
+        }
+    );
+    assert_eq!(conf.select, Select::Annotated);
+    assert!(!conf.selected);
+    assert_eq!(conf.log.level, log::LevelFilter::Info);
+    assert!(conf.unknown_keys.is_empty());
+}
+
+#[test]
+fn plugin_keys_are_read() {
+    let conf = parse(json!({
+        "cniVersion": "0.3.1", "name": "n", "type": "cuttlefish-cni", "instances": 3,
+        "baseInstance": 63, "tapOwner": 1000, "tapGroup": 0, "select": "all",
+        "logFile": "/var/log/cf.log", "logLevel": "debug", "extra": 1
+    }))
+    .unwrap();
+    assert_eq!(conf.settings.instances, 3);
+    assert_eq!(conf.settings.base_instance, 63);
+    assert_eq!(conf.settings.tap_owner, Some(1000));
+    assert_eq!(conf.settings.tap_group, Some(0));
+    assert!(conf.selected);
+    assert_eq!(conf.unknown_keys, vec!["extra".to_string()]);
+}
+
+#[test]
+fn annotations_select_and_override() {
+    let conf = parse(with(
+        base(),
+        "runtimeConfig",
+        json!({"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/instances": "4", "cuttlefish.dev/tap-owner": "107"}}),
+    ))
+    .unwrap();
+    assert!(conf.selected);
+    assert_eq!(conf.settings.instances, 4);
+    assert_eq!(conf.settings.tap_owner, Some(107));
+}
+
+#[test]
+fn multus_args_and_cni_args_override() {
+    let conf = parse(with(
+        base(),
+        "args",
+        json!({"cni": {"instances": 2, "baseInstance": "5"}}),
+    ))
+    .unwrap();
+    assert_eq!((conf.settings.instances, conf.settings.base_instance), (2, 5));
+    let inv = add_invocation(&[("IgnoreUnknown", "1"), ("CUTTLEFISH_TAP_GROUP", "44")]);
+    let conf = NetConf::parse(base().to_string().as_bytes(), &inv).unwrap();
+    assert!(conf.selected);
+    assert_eq!(conf.settings.tap_group, Some(44));
+}
+
+#[test]
+fn per_pod_value_beats_plugin_key() {
+    let conf = parse(with(
+        with(base(), "instances", json!(8)),
+        "args",
+        json!({"cni": {"instances": 2}}),
+    ))
+    .unwrap();
+    assert_eq!(conf.settings.instances, 2);
+}
+
+#[test]
+fn bad_values_name_field_and_value() {
+    let cases: Vec<(Value, &str)> = vec![
+        (with(base(), "instances", json!(0)), "instances"),
+        (with(base(), "instances", json!(129)), "instances"),
+        (with(base(), "instances", json!("2")), "instances"),
+        (with(base(), "instances", json!(1.5)), "instances"),
+        (with(base(), "baseInstance", json!(0)), "baseInstance"),
+        (
+            with(with(base(), "baseInstance", json!(100)), "instances", json!(30)),
+            "instances",
+        ),
+        (with(base(), "tapOwner", json!(-1)), "tapOwner"),
+        (with(base(), "tapOwner", json!(4294967295u64)), "tapOwner"),
+        (with(base(), "tapGroup", json!(1e20)), "tapGroup"),
+        (with(base(), "select", json!("some")), "select"),
+        (with(base(), "logFile", json!("relative.log")), "logFile"),
+        (with(base(), "logLevel", json!("loud")), "logLevel"),
+        (with(base(), "name", json!("bad name")), "name"),
+        (with(base(), "prevResult", json!([])), "prevResult"),
+        (
+            with(base(), "prevResult", json!({"interfaces": [{"name": 1}]})),
+            "prevResult.interfaces[0].name",
+        ),
+        (
+            with(base(), "prevResult", json!({"ips": [{"address": "10.0.0.1"}]})),
+            "prevResult.ips[0].address",
+        ),
+        (
+            with(
+                base(),
+                "prevResult",
+                json!({"interfaces": [], "ips": [{"address": "10.0.0.1/24", "interface": 0}]}),
+            ),
+            "prevResult.ips[0].interface",
+        ),
+        (
+            with(base(), "args", json!({"cni": {"tapOwner": "root"}})),
+            "args.cni.tapOwner",
+        ),
+        (
+            with(base(), "cni.dev/valid-attachments", json!([{"containerID": 1}])),
+            "cni.dev/valid-attachments[0].containerID",
+        ),
+    ];
+    for (conf, field) in cases {
+        let err = parse(conf.clone()).unwrap_err();
+        assert_eq!(err.code(), 7, "{conf}: {err}");
+        assert!(err.to_string().starts_with(field), "{conf}: {err}");
+    }
+}
+
+#[test]
+fn version_and_decoding_errors_have_their_codes() {
+    assert_eq!(
+        parse(with(base(), "cniVersion", json!("0.2.0")))
+            .unwrap_err()
+            .code(),
+        1
+    );
+    let inv = add_invocation(&[]);
+    assert_eq!(NetConf::parse(b"{not json", &inv).unwrap_err().code(), 6);
+    assert_eq!(NetConf::parse(b"[1]", &inv).unwrap_err().code(), 6);
+    assert_eq!(NetConf::parse(&[0xff, 0xfe], &inv).unwrap_err().code(), 6);
+    let huge = vec![b' '; MAX_STDIN_BYTES + 1];
+    assert_eq!(NetConf::parse(&huge, &inv).unwrap_err().code(), 6);
+}
+
+#[test]
+fn conflicting_overrides_are_rejected() {
+    let conf = with(
+        with(base(), "args", json!({"cni": {"instances": 2}})),
+        "runtimeConfig",
+        json!({"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/instances": "3"}}),
+    );
+    let err = parse(conf).unwrap_err();
+    assert_eq!(err.code(), 7);
+    assert!(err.to_string().contains("conflicting"), "{err}");
+}
+
+#[test]
+fn gc_attachments_accept_both_spellings() {
+    let list = json!([{"containerID": "a", "ifname": "eth0"}]);
+    for key in ["cni.dev/valid-attachments", "cni.dev/attachments"] {
+        let conf = parse(with(base(), key, list.clone())).unwrap();
+        assert_eq!(conf.valid_attachments.unwrap().len(), 1, "{key}");
+    }
+}
+
+#[test]
+fn peek_version_reads_only_the_version() {
+    assert_eq!(
+        peek_version(br#"{"cniVersion":"0.4.0"}"#).as_deref(),
+        Some("0.4.0")
+    );
+    assert_eq!(peek_version(b"garbage"), None);
+}

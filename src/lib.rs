@@ -1,0 +1,20 @@
+//! cuttlefish-cni: a chained CNI plugin that builds Android Cuttlefish's host network inside a
+//! pod network namespace. See README.md for the design.
+
+pub mod check;
+pub mod cni;
+pub mod config;
+pub mod error;
+pub mod kernel;
+pub mod logger;
+pub mod mark;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
+pub mod plan;
+pub mod plugin;
+pub mod result;
+pub mod setup;
+pub mod sysctl;
+pub mod tap;
+pub mod teardown;

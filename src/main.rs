@@ -1,0 +1,88 @@
+//! The `cuttlefish-cni` executable: a CNI plugin. Reads the CNI environment and the network
+//! configuration on stdin, prints a result or an error JSON on stdout, and nothing else there.
+
+use cuttlefish_cni::cni::{self, Invocation, Version};
+use cuttlefish_cni::config::{self, MAX_STDIN_BYTES};
+use cuttlefish_cni::error::Error;
+use cuttlefish_cni::{logger, plugin};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    logger::init();
+    let stdin = read_stdin();
+    let invocation = Invocation::from_env();
+    // Errors are answered in the configuration's version when it is one we speak.
+    let version = stdin
+        .as_ref()
+        .ok()
+        .and_then(|bytes| config::peek_version(bytes))
+        .filter(|v| Version::parse_supported(v).is_ok())
+        .unwrap_or_else(|| Version::LATEST.to_string());
+    let summary = invocation.as_ref().ok().map(Summary::of);
+    let outcome = match (invocation, stdin) {
+        (Ok(invocation), Ok(stdin)) => plugin::run(&invocation, &stdin),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    log::info!(
+        "{} duration_ms={:.2} outcome={}",
+        summary.unwrap_or_default().0,
+        started.elapsed().as_secs_f64() * 1e3,
+        outcome_text(&outcome)
+    );
+    let mut stdout = std::io::stdout().lock();
+    let (answer, code) = match outcome {
+        Ok(answer) => (answer, ExitCode::SUCCESS),
+        Err(e) => (Some(cni::error_json(&version, &e)), ExitCode::FAILURE),
+    };
+    if let Some(answer) = answer {
+        let _ = writeln!(stdout, "{answer}");
+    }
+    code
+}
+
+fn read_stdin() -> Result<Vec<u8>, Error> {
+    let mut buf = Vec::new();
+    // Read one byte past the limit so an oversized config is detected, not silently truncated.
+    std::io::stdin()
+        .take(MAX_STDIN_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::Io(format!("reading stdin: {e}")))?;
+    Ok(buf)
+}
+
+/// The start of the one log line per invocation: command, pod, container.
+#[derive(Default)]
+struct Summary(String);
+
+impl Summary {
+    fn of(invocation: &Invocation) -> Summary {
+        let arg = |key: &str| {
+            invocation
+                .cni_args
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or("-", |(_, v)| v.as_str())
+        };
+        let container = invocation
+            .command
+            .attachment()
+            .map_or("-".to_string(), |a| format!("{}/{}", a.container_id, a.ifname));
+        Summary(format!(
+            "command={} pod={}/{} container={container}",
+            invocation.command.name(),
+            arg("K8S_POD_NAMESPACE"),
+            arg("K8S_POD_NAME"),
+        ))
+    }
+}
+
+fn outcome_text(outcome: &Result<Option<Value>, Error>) -> String {
+    match outcome {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("error code={} msg={:?}", e.code(), e.to_string()),
+    }
+}

@@ -1,0 +1,182 @@
+//! A netlink socket that sends requests and collects answers. A socket is bound to the netns of
+//! the thread that created it, so create it on the netns worker thread.
+
+use netlink_sys::{Socket, SocketAddr};
+use std::io;
+use std::time::Duration;
+
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+pub const NLM_F_REQUEST: u16 = 0x1;
+pub const NLM_F_MULTI: u16 = 0x2;
+pub const NLM_F_ACK: u16 = 0x4;
+pub const NLM_F_DUMP_INTR: u16 = 0x10;
+pub const NLM_F_DUMP: u16 = 0x300;
+pub const NLM_F_EXCL: u16 = 0x200;
+pub const NLM_F_CREATE: u16 = 0x400;
+pub const NLM_F_APPEND: u16 = 0x800;
+
+/// How often a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is retried before we
+/// give up (the reference plugins use 5, Cilium 30).
+const DUMP_ATTEMPTS: usize = 10;
+/// A bound on waiting for the kernel, so a lost answer can never wedge a pod start or teardown.
+const RECV_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One netlink message as received: header fields and the whole message bytes.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub kind: u16,
+    pub flags: u16,
+    pub seq: u32,
+    pub bytes: Vec<u8>,
+}
+
+impl Message {
+    /// The message body after the netlink header.
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[NLMSG_HDRLEN..]
+    }
+
+    /// For NLMSG_ERROR: Some(errno) for a NACK, None for an ACK.
+    fn error_code(&self) -> Option<i32> {
+        let raw = i32::from_ne_bytes(self.payload().get(..4)?.try_into().ok()?);
+        (raw != 0).then_some(-raw)
+    }
+}
+
+pub struct NetlinkSocket {
+    socket: Socket,
+    seq: u32,
+}
+
+impl NetlinkSocket {
+    pub fn open(protocol: isize) -> io::Result<NetlinkSocket> {
+        let mut socket = Socket::new(protocol)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        let timeout = nix::sys::time::TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0);
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+            .map_err(io::Error::from)?;
+        Ok(NetlinkSocket { socket, seq: 0 })
+    }
+
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        let sent = self.socket.send(bytes, 0)?;
+        if sent != bytes.len() {
+            return Err(io::Error::other(format!(
+                "netlink sent {sent} of {} bytes",
+                bytes.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads one datagram and splits it into messages.
+    fn recv(&self) -> io::Result<Vec<Message>> {
+        let (buf, _) = self.socket.recv_from_full()?;
+        let mut messages = Vec::new();
+        let mut rest = &buf[..];
+        while rest.len() >= NLMSG_HDRLEN {
+            let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+            if len < NLMSG_HDRLEN || len > rest.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "truncated netlink message",
+                ));
+            }
+            messages.push(Message {
+                kind: u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes")),
+                flags: u16::from_ne_bytes(rest[6..8].try_into().expect("2 bytes")),
+                seq: u32::from_ne_bytes(rest[8..12].try_into().expect("4 bytes")),
+                bytes: rest[..len].to_vec(),
+            });
+            rest = &rest[(len + 3) & !3..];
+        }
+        Ok(messages)
+    }
+
+    /// Waits for the answers to `seqs` (each sent with NLM_F_ACK). Returns the first error the
+    /// kernel reported, or Ok once every request was acknowledged.
+    pub fn wait_acks(&self, seqs: &[u32]) -> io::Result<()> {
+        let mut pending: Vec<u32> = seqs.to_vec();
+        let mut first_error = None;
+        while !pending.is_empty() {
+            let messages = match self.recv() {
+                Ok(m) => m,
+                // After a failed nf_tables batch the kernel may not answer the remaining
+                // messages; the error we already have is the answer.
+                Err(e) if first_error.is_some() && e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            };
+            for message in messages.iter().filter(|m| m.kind == NLMSG_ERROR) {
+                pending.retain(|s| *s != message.seq);
+                if let (Some(errno), None) = (message.error_code(), &first_error) {
+                    first_error = Some(io::Error::from_raw_os_error(errno));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Sends one request built by `build(seq)` with NLM_F_ACK and waits for its answer.
+    pub fn request(&mut self, build: impl FnOnce(u32) -> Vec<u8>) -> io::Result<()> {
+        let seq = self.next_seq();
+        self.send(&build(seq))?;
+        self.wait_acks(&[seq])
+    }
+
+    /// Runs a dump and returns its messages; a dump the kernel marks as interrupted by a
+    /// concurrent change is run again (up to DUMP_ATTEMPTS times) instead of failing.
+    pub fn dump(&mut self, build: impl Fn(u32) -> Vec<u8>) -> io::Result<Vec<Message>> {
+        for _ in 0..DUMP_ATTEMPTS {
+            let seq = self.next_seq();
+            self.send(&build(seq))?;
+            let mut out = Vec::new();
+            let mut interrupted = false;
+            'read: loop {
+                for message in self.recv()? {
+                    if message.seq != seq {
+                        continue;
+                    }
+                    interrupted |= message.flags & NLM_F_DUMP_INTR != 0;
+                    match message.kind {
+                        NLMSG_DONE => break 'read,
+                        NLMSG_ERROR => match message.error_code() {
+                            Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
+                            None => break 'read,
+                        },
+                        _ => out.push(message),
+                    }
+                }
+            }
+            if !interrupted {
+                return Ok(out);
+            }
+            log::debug!("netlink dump interrupted by a concurrent change; retrying");
+        }
+        Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            format!("netlink dump interrupted {DUMP_ATTEMPTS} times in a row"),
+        ))
+    }
+}
+
+/// Frames a netlink message: header plus `body`.
+pub fn frame(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+    let len = NLMSG_HDRLEN + body.len();
+    let mut out = Vec::with_capacity((len + 3) & !3);
+    out.extend_from_slice(&(len as u32).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(body);
+    out.resize((len + 3) & !3, 0);
+    out
+}

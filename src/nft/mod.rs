@@ -1,0 +1,256 @@
+//! nf_tables over netlink, without libnftnl or the `nft` binary: the plugin must run on a node
+//! that has nothing but a libc. We own one table, `ip cuttlefish_nat`, and change it only in
+//! atomic batches: created whole (table, chain, every rule) or deleted whole.
+
+mod attr;
+mod expr;
+
+use crate::netlink::socket::{
+    frame, NetlinkSocket, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use attr::Attrs;
+use ipnetwork::Ipv4Network;
+use std::io;
+
+pub const TABLE: &str = "cuttlefish_nat";
+pub const CHAIN: &str = "postrouting";
+pub const CHAIN_TYPE: &str = "nat";
+/// NF_INET_POST_ROUTING.
+pub const HOOK_POSTROUTING: u32 = 4;
+/// srcnat, as `cuttlefish-host-resources` uses.
+pub const PRIORITY: i32 = 100;
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_DELTABLE: u16 = 2;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFPROTO_IPV4: u8 = 2;
+
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_TABLE_HANDLE: u16 = 4;
+const NFTA_TABLE_USERDATA: u16 = 6;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_HOOK_HOOKNUM: u16 = 1;
+const NFTA_HOOK_PRIORITY: u16 = 2;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_RULE_USERDATA: u16 = 7;
+/// nft's userdata TLV type for a comment (table and rule alike).
+const UDATA_COMMENT: u8 = 0;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub handle: u64,
+    pub comment: Option<String>,
+    pub chains: Vec<Chain>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    pub chain_type: Option<String>,
+    pub hook: Option<u32>,
+    pub priority: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub chain: String,
+    /// Some(subnet) for an `ip saddr <subnet> masquerade` rule, None for anything else.
+    pub masquerade: Option<Ipv4Network>,
+}
+
+pub struct NftSocket(NetlinkSocket);
+
+impl NftSocket {
+    pub fn open() -> io::Result<NftSocket> {
+        NetlinkSocket::open(netlink_sys::protocols::NETLINK_NETFILTER).map(NftSocket)
+    }
+
+    /// Our table as the kernel has it, or None.
+    pub fn table(&mut self) -> io::Result<Option<Table>> {
+        let tables = self
+            .0
+            .dump(|seq| message(NFT_MSG_GETTABLE, NLM_F_DUMP, seq, Attrs::new()))?;
+        let Some(found) = tables.iter().find_map(|m| {
+            let attrs = attr::parse(body(m.payload()));
+            (attr::get_string(&attrs, NFTA_TABLE_NAME).as_deref() == Some(TABLE)).then(|| Table {
+                handle: attr::get_be64(&attrs, NFTA_TABLE_HANDLE).unwrap_or(0),
+                comment: attr::get(&attrs, NFTA_TABLE_USERDATA).and_then(comment_from_udata),
+                chains: Vec::new(),
+                rules: Vec::new(),
+            })
+        }) else {
+            return Ok(None);
+        };
+        let mut table = found;
+        for m in self
+            .0
+            .dump(|seq| message(NFT_MSG_GETCHAIN, NLM_F_DUMP, seq, Attrs::new()))?
+        {
+            let attrs = attr::parse(body(m.payload()));
+            if attr::get_string(&attrs, NFTA_CHAIN_TABLE).as_deref() != Some(TABLE) {
+                continue;
+            }
+            let hook = attr::get(&attrs, NFTA_CHAIN_HOOK)
+                .map(attr::parse)
+                .unwrap_or_default();
+            table.chains.push(Chain {
+                name: attr::get_string(&attrs, NFTA_CHAIN_NAME).unwrap_or_default(),
+                chain_type: attr::get_string(&attrs, NFTA_CHAIN_TYPE),
+                hook: attr::get_be32(&hook, NFTA_HOOK_HOOKNUM),
+                priority: attr::get_be32(&hook, NFTA_HOOK_PRIORITY).map(|p| p as i32),
+            });
+        }
+        let filter = || Attrs::new().string(NFTA_RULE_TABLE, TABLE);
+        for m in self
+            .0
+            .dump(|seq| message(NFT_MSG_GETRULE, NLM_F_DUMP, seq, filter()))?
+        {
+            let attrs = attr::parse(body(m.payload()));
+            if attr::get_string(&attrs, NFTA_RULE_TABLE).as_deref() != Some(TABLE) {
+                continue;
+            }
+            table.rules.push(Rule {
+                chain: attr::get_string(&attrs, NFTA_RULE_CHAIN).unwrap_or_default(),
+                masquerade: attr::get(&attrs, NFTA_RULE_EXPRESSIONS).and_then(expr::parse_masquerade),
+            });
+        }
+        Ok(Some(table))
+    }
+
+    /// Creates the table (failing if any table of that name exists), its nat chain and one
+    /// masquerade rule per subnet, in one transaction: all of it or nothing.
+    pub fn create(&mut self, comment: &str, subnets: &[(Ipv4Network, String)]) -> io::Result<()> {
+        let mut batch = vec![(
+            NFT_MSG_NEWTABLE,
+            NLM_F_CREATE | NLM_F_EXCL,
+            Attrs::new()
+                .string(NFTA_TABLE_NAME, TABLE)
+                .bytes(NFTA_TABLE_USERDATA, &udata_comment(comment)),
+        )];
+        batch.push((
+            NFT_MSG_NEWCHAIN,
+            NLM_F_CREATE | NLM_F_EXCL,
+            Attrs::new()
+                .string(NFTA_CHAIN_TABLE, TABLE)
+                .string(NFTA_CHAIN_NAME, CHAIN)
+                .nested(
+                    NFTA_CHAIN_HOOK,
+                    Attrs::new()
+                        .be32(NFTA_HOOK_HOOKNUM, HOOK_POSTROUTING)
+                        .be32(NFTA_HOOK_PRIORITY, PRIORITY as u32),
+                )
+                .string(NFTA_CHAIN_TYPE, CHAIN_TYPE),
+        ));
+        for (subnet, rule_comment) in subnets {
+            batch.push((
+                NFT_MSG_NEWRULE,
+                NLM_F_CREATE | NLM_F_APPEND,
+                Attrs::new()
+                    .string(NFTA_RULE_TABLE, TABLE)
+                    .string(NFTA_RULE_CHAIN, CHAIN)
+                    .nested(NFTA_RULE_EXPRESSIONS, expr::masquerade_from(*subnet))
+                    .bytes(NFTA_RULE_USERDATA, &udata_comment(rule_comment)),
+            ));
+        }
+        self.commit(batch)
+    }
+
+    /// Deletes the table with this handle (and so its chains and rules). The handle makes sure
+    /// we delete the table we looked at, not one recreated under the same name since.
+    pub fn delete(&mut self, handle: u64) -> io::Result<()> {
+        self.commit(vec![(
+            NFT_MSG_DELTABLE,
+            0,
+            Attrs::new()
+                .string(NFTA_TABLE_NAME, TABLE)
+                .be64(NFTA_TABLE_HANDLE, handle),
+        )])
+    }
+
+    /// Sends messages as one nfnetlink batch (a single transaction) and waits for every ack.
+    fn commit(&mut self, messages: Vec<(u16, u16, Attrs)>) -> io::Result<()> {
+        let mut bytes = batch_marker(NFNL_MSG_BATCH_BEGIN, self.0.next_seq());
+        let mut seqs = Vec::new();
+        for (kind, flags, attrs) in messages {
+            let seq = self.0.next_seq();
+            seqs.push(seq);
+            bytes.extend(message(kind, flags | NLM_F_ACK, seq, attrs));
+        }
+        bytes.extend(batch_marker(NFNL_MSG_BATCH_END, self.0.next_seq()));
+        self.0.send(&bytes)?;
+        self.0.wait_acks(&seqs)
+    }
+}
+
+fn message(kind: u16, flags: u16, seq: u32, attrs: Attrs) -> Vec<u8> {
+    let mut payload = vec![NFPROTO_IPV4, 0, 0, 0];
+    payload.extend(attrs.into_bytes());
+    frame(
+        (NFNL_SUBSYS_NFTABLES << 8) | kind,
+        NLM_F_REQUEST | flags,
+        seq,
+        &payload,
+    )
+}
+
+/// Batch begin/end: family unspecified, res_id = the nf_tables subsystem (big-endian).
+fn batch_marker(kind: u16, seq: u32) -> Vec<u8> {
+    let mut payload = vec![0, 0];
+    payload.extend(NFNL_SUBSYS_NFTABLES.to_be_bytes());
+    frame(kind, NLM_F_REQUEST, seq, &payload)
+}
+
+/// The attributes after the 4-byte nfgenmsg header.
+fn body(payload: &[u8]) -> &[u8] {
+    payload.get(4..).unwrap_or_default()
+}
+
+fn udata_comment(comment: &str) -> Vec<u8> {
+    let len = u8::try_from(comment.len() + 1).expect("comments are built short");
+    let mut out = vec![UDATA_COMMENT, len];
+    out.extend_from_slice(comment.as_bytes());
+    out.push(0);
+    out
+}
+
+fn comment_from_udata(mut udata: &[u8]) -> Option<String> {
+    while udata.len() >= 2 {
+        let (kind, len) = (udata[0], udata[1] as usize);
+        let value = udata.get(2..2 + len)?;
+        if kind == UDATA_COMMENT {
+            let end = value.iter().position(|b| *b == 0).unwrap_or(value.len());
+            return String::from_utf8(value[..end].to_vec()).ok();
+        }
+        udata = &udata[2 + len..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comment_udata_round_trip() {
+        let udata = udata_comment("cuttlefish-cni owner=1");
+        assert_eq!(
+            comment_from_udata(&udata).as_deref(),
+            Some("cuttlefish-cni owner=1")
+        );
+        assert_eq!(comment_from_udata(&[1, 2, 0, 0]), None);
+        assert_eq!(comment_from_udata(&[0, 200, 1]), None);
+    }
+}

@@ -1,0 +1,304 @@
+//! Pure: what Cuttlefish's `cuttlefish-host-resources` builds for a set of instances, as data.
+//! Every name, address and formula from `shared/cuttlefish-net.md` §1 and §7 lives here.
+
+use crate::config::Settings;
+use ipnetwork::Ipv4Network;
+use std::net::Ipv4Addr;
+
+pub const ETHERNET_BRIDGE: &str = "cvd-ebr";
+pub const WIFI_BRIDGE: &str = "cvd-wbr";
+
+/// An IPv4 address on one of our links, always with its broadcast (`ip addr add … brd +`):
+/// assemble_cvd rejects a tap whose broadcast equals its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostAddress {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl HostAddress {
+    pub fn network(&self) -> Ipv4Network {
+        let net = Ipv4Network::new(self.address, self.prefix).expect("prefix <= 32");
+        Ipv4Network::new(net.network(), self.prefix).expect("prefix <= 32")
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        self.network().broadcast()
+    }
+}
+
+impl std::fmt::Display for HostAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} brd {}", self.address, self.prefix, self.broadcast())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgePlan {
+    pub name: &'static str,
+    pub address: HostAddress,
+}
+
+/// The four TAPs of one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapRole {
+    /// `cvd-mtap-NN`: the RIL (mobile) NIC, a routed /30.
+    Mobile,
+    /// `cvd-wifiap-NN`: the OpenWrt WAN, a routed /30.
+    WifiAp,
+    /// `cvd-etap-NN`: guest Ethernet, a port of `cvd-ebr`.
+    Ethernet,
+    /// `cvd-wtap-NN`: legacy bridged Wi-Fi, a port of `cvd-wbr`.
+    Wifi,
+}
+
+impl TapRole {
+    pub const ALL: [TapRole; 4] = [TapRole::Mobile, TapRole::WifiAp, TapRole::Ethernet, TapRole::Wifi];
+
+    fn kind(self) -> &'static str {
+        match self {
+            TapRole::Mobile => "mtap",
+            TapRole::WifiAp => "wifiap",
+            TapRole::Ethernet => "etap",
+            TapRole::Wifi => "wtap",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapPlan {
+    pub name: String,
+    pub instance: u32,
+    pub role: TapRole,
+    pub owner: Option<u32>,
+    pub group: Option<u32>,
+    /// The bridge this TAP is a port of (etap, wtap).
+    pub bridge: Option<&'static str>,
+    /// The host side of the routed /30 (mtap, wifiap).
+    pub address: Option<HostAddress>,
+}
+
+/// Sysctls the host-resources service sets; in the pod netns only.
+pub const SYSCTLS: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub bridges: Vec<BridgePlan>,
+    pub taps: Vec<TapPlan>,
+    /// One `ip saddr <subnet> masquerade` rule each, in this order.
+    pub masquerade: Vec<Ipv4Network>,
+}
+
+impl Plan {
+    pub fn new(settings: &Settings) -> Plan {
+        let bridges = vec![
+            BridgePlan {
+                name: ETHERNET_BRIDGE,
+                address: HostAddress {
+                    address: Ipv4Addr::new(192, 168, 98, 1),
+                    prefix: 24,
+                },
+            },
+            BridgePlan {
+                name: WIFI_BRIDGE,
+                address: HostAddress {
+                    address: Ipv4Addr::new(192, 168, 96, 1),
+                    prefix: 24,
+                },
+            },
+        ];
+        let first = settings.base_instance;
+        let last = first + settings.instances - 1;
+        let taps: Vec<TapPlan> = (first..=last)
+            .flat_map(|instance| {
+                TapRole::ALL.into_iter().map(move |role| TapPlan {
+                    name: tap_name(role, instance),
+                    instance,
+                    role,
+                    owner: settings.tap_owner,
+                    group: settings.tap_group,
+                    bridge: match role {
+                        TapRole::Ethernet => Some(ETHERNET_BRIDGE),
+                        TapRole::Wifi => Some(WIFI_BRIDGE),
+                        _ => None,
+                    },
+                    address: routed_address(role, instance),
+                })
+            })
+            .collect();
+        let masquerade = taps
+            .iter()
+            .filter_map(|t| t.address.map(|a| a.network()))
+            .chain(bridges.iter().map(|b| b.address.network()))
+            .collect();
+        Plan {
+            bridges,
+            taps,
+            masquerade,
+        }
+    }
+
+    /// Every link name of the plan, bridges first.
+    pub fn link_names(&self) -> impl Iterator<Item = &str> {
+        self.bridges
+            .iter()
+            .map(|b| b.name)
+            .chain(self.taps.iter().map(|t| t.name.as_str()))
+    }
+
+    /// Every address of the plan with the link that carries it.
+    pub fn addresses(&self) -> impl Iterator<Item = (&str, HostAddress)> {
+        self.bridges.iter().map(|b| (b.name, b.address)).chain(
+            self.taps
+                .iter()
+                .filter_map(|t| t.address.map(|a| (t.name.as_str(), a))),
+        )
+    }
+}
+
+/// `cvd-<kind>-%02d`, as assemble_cvd's `InterfaceName` (cuttlefish-net.md §2.1).
+pub fn tap_name(role: TapRole, instance: u32) -> String {
+    format!("cvd-{}-{:02}", role.kind(), instance)
+}
+
+/// The host side of an instance's routed /30: `.(4M-3)`, where instances 1–64 use the first
+/// band and 65–128 the second with M = N-64 (cuttlefish-net.md §1.2).
+fn routed_address(role: TapRole, instance: u32) -> Option<HostAddress> {
+    let (low_band, high_band) = match role {
+        TapRole::Mobile => (97, 93),
+        TapRole::WifiAp => (94, 95),
+        TapRole::Ethernet | TapRole::Wifi => return None,
+    };
+    let (band, m) = if instance <= 64 {
+        (low_band, instance)
+    } else {
+        (high_band, instance - 64)
+    };
+    let host = u8::try_from(4 * m - 3).expect("instance <= 128 keeps the host octet below 256");
+    Some(HostAddress {
+        address: Ipv4Addr::new(192, 168, band, host),
+        prefix: 30,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(base_instance: u32, instances: u32) -> Plan {
+        Plan::new(&Settings {
+            instances,
+            base_instance,
+            tap_owner: Some(7),
+            tap_group: None,
+        })
+    }
+
+    fn tap(plan: &Plan, name: &str) -> TapPlan {
+        plan.taps.iter().find(|t| t.name == name).unwrap().clone()
+    }
+
+    fn addr(text: &str) -> Option<HostAddress> {
+        let (ip, prefix) = text.split_once('/').unwrap();
+        Some(HostAddress {
+            address: ip.parse().unwrap(),
+            prefix: prefix.parse().unwrap(),
+        })
+    }
+
+    #[test]
+    fn instance_1_matches_cuttlefish_net_section_7() {
+        let p = plan(1, 1);
+        assert_eq!(
+            p.link_names().collect::<Vec<_>>(),
+            [
+                "cvd-ebr",
+                "cvd-wbr",
+                "cvd-mtap-01",
+                "cvd-wifiap-01",
+                "cvd-etap-01",
+                "cvd-wtap-01"
+            ]
+        );
+        assert_eq!(tap(&p, "cvd-mtap-01").address, addr("192.168.97.1/30"));
+        assert_eq!(
+            tap(&p, "cvd-mtap-01").address.unwrap().broadcast(),
+            Ipv4Addr::new(192, 168, 97, 3)
+        );
+        assert_eq!(tap(&p, "cvd-wifiap-01").address, addr("192.168.94.1/30"));
+        assert_eq!(tap(&p, "cvd-etap-01").bridge, Some("cvd-ebr"));
+        assert_eq!(tap(&p, "cvd-wtap-01").bridge, Some("cvd-wbr"));
+        assert_eq!(tap(&p, "cvd-etap-01").address, None);
+        assert_eq!(tap(&p, "cvd-wtap-01").owner, Some(7));
+        assert_eq!(
+            p.bridges[0].address.to_string(),
+            "192.168.98.1/24 brd 192.168.98.255"
+        );
+        assert_eq!(
+            p.bridges[1].address.to_string(),
+            "192.168.96.1/24 brd 192.168.96.255"
+        );
+        let masq: Vec<String> = p.masquerade.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            masq,
+            [
+                "192.168.97.0/30",
+                "192.168.94.0/30",
+                "192.168.98.0/24",
+                "192.168.96.0/24"
+            ]
+        );
+    }
+
+    #[test]
+    fn instance_2_is_the_next_slash_30() {
+        let p = plan(2, 1);
+        assert_eq!(tap(&p, "cvd-mtap-02").address, addr("192.168.97.5/30"));
+        assert_eq!(
+            tap(&p, "cvd-wifiap-02").address.unwrap().network().to_string(),
+            "192.168.94.4/30"
+        );
+    }
+
+    #[test]
+    fn instance_10_matches_the_worked_example() {
+        assert_eq!(tap(&plan(10, 1), "cvd-mtap-10").address, addr("192.168.97.37/30"));
+    }
+
+    #[test]
+    fn instances_64_and_65_sit_on_either_side_of_the_band_change() {
+        let p = plan(64, 2);
+        assert_eq!(tap(&p, "cvd-mtap-64").address, addr("192.168.97.253/30"));
+        assert_eq!(
+            tap(&p, "cvd-mtap-64").address.unwrap().broadcast(),
+            Ipv4Addr::new(192, 168, 97, 255)
+        );
+        assert_eq!(tap(&p, "cvd-wifiap-64").address, addr("192.168.94.253/30"));
+        assert_eq!(tap(&p, "cvd-mtap-65").address, addr("192.168.93.1/30"));
+        assert_eq!(tap(&p, "cvd-wifiap-65").address, addr("192.168.95.1/30"));
+    }
+
+    #[test]
+    fn instance_128_is_the_last_slot() {
+        let p = plan(128, 1);
+        assert_eq!(tap(&p, "cvd-mtap-128").address, addr("192.168.93.253/30"));
+        assert_eq!(tap(&p, "cvd-wifiap-128").address, addr("192.168.95.253/30"));
+        assert!(p.link_names().all(|n| n.len() <= 15));
+    }
+
+    #[test]
+    fn every_instance_gets_four_taps_and_distinct_subnets() {
+        let p = plan(1, 128);
+        assert_eq!(p.taps.len(), 512);
+        assert_eq!(p.masquerade.len(), 2 * 128 + 2);
+        let mut nets: Vec<_> = p.masquerade.clone();
+        nets.sort();
+        nets.dedup();
+        assert_eq!(nets.len(), p.masquerade.len());
+        for (i, a) in p.masquerade.iter().enumerate() {
+            for b in &p.masquerade[i + 1..] {
+                assert!(!a.overlaps(*b), "{a} overlaps {b}");
+            }
+        }
+    }
+}

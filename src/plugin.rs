@@ -1,0 +1,153 @@
+//! One invocation, start to end: the typed command and the validated configuration in, the
+//! protocol answer out. Kernel work runs on the pod netns worker thread.
+
+use crate::cni::{self, Command, Invocation, Version};
+use crate::config::NetConf;
+use crate::error::{Error, Result};
+use crate::kernel::NetnsKernel;
+use crate::mark::Owner;
+use crate::netns::{Netns, OpenError};
+use crate::plan::Plan;
+use crate::{check, logger, result, setup, teardown};
+use serde_json::{Map, Value};
+
+/// What the invocation prints on stdout on success (GC and DEL print nothing).
+pub fn run(invocation: &Invocation, stdin: &[u8]) -> Result<Option<Value>> {
+    if invocation.command == Command::Version {
+        // VERSION may ignore stdin; answer in the version asked for when we support it.
+        let version = crate::config::peek_version(stdin)
+            .filter(|v| Version::parse_supported(v).is_ok())
+            .unwrap_or_else(|| Version::LATEST.to_string());
+        return Ok(Some(cni::version_json(&version)));
+    }
+    let conf = NetConf::parse(stdin, invocation)?;
+    logger::configure(&conf.log);
+    if !conf.unknown_keys.is_empty() {
+        log::warn!(
+            "ignoring unknown configuration keys: {}",
+            conf.unknown_keys.join(", ")
+        );
+    }
+    let conf = &conf;
+    let owner = || {
+        invocation
+            .command
+            .attachment()
+            .map(Owner::of)
+            .expect("attachment commands")
+    };
+    match &invocation.command {
+        Command::Add { netns, .. } => add(conf, netns, &owner()).map(Some),
+        Command::Check { netns, .. } => check(conf, netns, &owner()).map(|()| None),
+        Command::Del { netns, .. } => del(netns.as_deref(), &owner()).map(|()| None),
+        Command::Gc => gc(conf).map(|()| None),
+        Command::Status => status(conf).map(|()| None),
+        Command::Version => unreachable!("answered above"),
+    }
+}
+
+fn prev_result<'a>(conf: &'a NetConf, command: &str) -> Result<&'a Map<String, Value>> {
+    conf.prev_result.as_ref().ok_or_else(|| {
+        Error::invalid(
+            "prevResult",
+            "(missing)",
+            format!("{command} needs the result of the plugins before cuttlefish-cni: chain it after the primary plugin in a conflist"),
+        )
+    })
+}
+
+fn open_pod_netns(path: &str) -> Result<Netns> {
+    let netns = Netns::open(path).map_err(OpenError::into_error)?;
+    if netns.is_own()? {
+        return Err(Error::InvalidNetns {
+            path: path.to_string(),
+            reason: "is the namespace the plugin runs in (the node's), not a pod's".into(),
+        });
+    }
+    Ok(netns)
+}
+
+fn add(conf: &NetConf, netns_path: &str, owner: &Owner) -> Result<Value> {
+    let prev = prev_result(conf, "ADD")?;
+    if !conf.selected {
+        log::info!(
+            "pod did not ask for Cuttlefish networking (select=annotated); passing prevResult through"
+        );
+        return Ok(Value::Object(result::passthrough(prev, &conf.version_text)));
+    }
+    let plan = Plan::new(&conf.settings);
+    let netns = open_pod_netns(netns_path)?;
+    let links = netns.run(|| {
+        let mut kernel = NetnsKernel::open(netns_path)?;
+        setup::build(&mut kernel, &plan, owner, &conf.settings)
+    })?;
+    Ok(result::with_our_interfaces(
+        prev,
+        &conf.version_text,
+        netns_path,
+        &plan,
+        &links,
+    ))
+}
+
+fn check(conf: &NetConf, netns_path: &str, owner: &Owner) -> Result<()> {
+    conf.version.require(Version::V0_4_0, "CHECK")?;
+    prev_result(conf, "CHECK")?;
+    if !conf.selected {
+        return Ok(());
+    }
+    let plan = Plan::new(&conf.settings);
+    let netns = open_pod_netns(netns_path)?;
+    let diffs = netns.run(|| {
+        let mut kernel = NetnsKernel::open(netns_path)?;
+        check::differences(&mut kernel, &plan, owner)
+    })?;
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::CheckFailed(diffs))
+    }
+}
+
+/// DEL removes what carries this attachment's mark, whatever the configuration says now, and
+/// succeeds when the netns is already gone.
+fn del(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
+    let Some(path) = netns_path else {
+        log::info!("DEL without a netns: nothing of ours lives outside the pod netns");
+        return Ok(());
+    };
+    let netns = match Netns::open(path) {
+        Ok(netns) => netns,
+        Err(OpenError::Gone(e)) => {
+            log::info!("DEL: {e}; the pod netns is gone and our objects with it");
+            return Ok(());
+        }
+        Err(OpenError::Invalid(e)) => return Err(e),
+    };
+    if netns.is_own()? {
+        log::warn!("DEL with CNI_NETNS {path}, the plugin's own namespace: nothing of ours can be there");
+        return Ok(());
+    }
+    netns.run(|| {
+        let mut kernel = NetnsKernel::open(path)?;
+        teardown::remove(&mut kernel, owner)
+    })
+}
+
+/// GC: every object of ours lives in a pod netns and dies with it; the plugin keeps no state on
+/// the node, so there is nothing to collect.
+fn gc(conf: &NetConf) -> Result<()> {
+    conf.version.require(Version::V1_1_0, "GC")?;
+    let valid = conf.valid_attachments.as_ref().map_or(0, Vec::len);
+    log::info!("GC: {valid} valid attachment(s); no node-side state to collect");
+    Ok(())
+}
+
+/// STATUS: ADD needs `/dev/net/tun`.
+fn status(conf: &NetConf) -> Result<()> {
+    conf.version.require(Version::V1_1_0, "STATUS")?;
+    match std::fs::metadata("/dev/net/tun") {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::PluginNotAvailable(format!("/dev/net/tun: {e}"))),
+    }
+}

@@ -1,0 +1,150 @@
+//! ADD: build the plan in the pod netns. Everything is checked before the first change; the
+//! state record (our nft table) is written first; on any failure, everything this call created
+//! is removed again through the same path as DEL, and the original error is returned.
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::mark::{self, Owner, TableRecord};
+use crate::netlink::route::Link;
+use crate::nft;
+use crate::plan::{Plan, SYSCTLS};
+use crate::teardown;
+use ipnetwork::Ipv4Network;
+
+/// Builds `plan` for `owner` and returns the links as the kernel now has them.
+pub fn build(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, settings: &Settings) -> Result<Vec<Link>> {
+    remove_leftovers(kernel, owner)?;
+    ensure_no_conflicts(kernel, plan)?;
+    let sysctls_before = SYSCTLS
+        .iter()
+        .map(|name| kernel.read_sysctl(name))
+        .collect::<Result<Vec<_>>>()?;
+    let record = TableRecord {
+        owner: owner.tag().to_string(),
+        base_instance: settings.base_instance,
+        instances: settings.instances,
+        sysctls_before,
+    };
+    match create_all(kernel, plan, owner, settings, &record) {
+        Ok(links) => Ok(links),
+        Err(error) => {
+            if let Err(cleanup) = teardown::remove(kernel, owner) {
+                log::error!("rolling back the failed ADD also failed: {cleanup}");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// A runtime may retry ADD after a failure without DEL; objects of this same attachment are
+/// then removed first rather than reported as conflicts.
+fn remove_leftovers(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
+    let table_is_ours = kernel
+        .nat_table()?
+        .and_then(|t| t.comment)
+        .and_then(|c| TableRecord::from_comment(&c))
+        .is_some_and(|r| r.owner == owner.tag());
+    let links = kernel.links()?;
+    if table_is_ours
+        || links
+            .iter()
+            .any(|l| l.alias.as_deref().is_some_and(|a| owner.owns_alias(a)))
+    {
+        log::warn!("objects of this attachment are already present; removing them before ADD");
+        teardown::remove(kernel, owner)?;
+    }
+    Ok(())
+}
+
+fn ensure_no_conflicts(kernel: &mut dyn Kernel, plan: &Plan) -> Result<()> {
+    if let Some(table) = kernel.nat_table()? {
+        return Err(Error::Conflict {
+            object: format!("nftables table ip {}", nft::TABLE),
+            reason: format!(
+                "already exists in the pod (comment {:?}) and was not created for this attachment",
+                table.comment.unwrap_or_default()
+            ),
+        });
+    }
+    let links = kernel.links()?;
+    for name in plan.link_names() {
+        if let Some(link) = links.iter().find(|l| l.name == name) {
+            let owner = match link.alias.as_deref() {
+                Some(alias) if mark::is_ours(alias) => "another attachment".to_string(),
+                Some(alias) => format!("someone else (alias {alias:?})"),
+                None => "someone else".to_string(),
+            };
+            return Err(Error::Conflict {
+                object: format!("link {name}"),
+                reason: format!("already exists in the pod, created by {owner}"),
+            });
+        }
+    }
+    for existing in kernel.addresses()? {
+        let Ok(net) = Ipv4Network::new(existing.address, existing.prefix) else {
+            continue;
+        };
+        if let Some((link, planned)) = plan.addresses().find(|(_, a)| a.network().overlaps(net)) {
+            let holder = links
+                .iter()
+                .find(|l| l.index == existing.index)
+                .map_or("?", |l| l.name.as_str());
+            return Err(Error::Conflict {
+                object: format!("address {}/{} on {holder}", existing.address, existing.prefix),
+                reason: format!("overlaps {planned} planned for {link}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn create_all(
+    kernel: &mut dyn Kernel,
+    plan: &Plan,
+    owner: &Owner,
+    settings: &Settings,
+    record: &TableRecord,
+) -> Result<Vec<Link>> {
+    let rules: Vec<(Ipv4Network, String)> = plan
+        .masquerade
+        .iter()
+        .map(|net| (*net, format!("cuttlefish-cni {net}")))
+        .collect();
+    kernel.create_nat_table(&record.to_comment(), &rules)?;
+
+    for (name, before) in SYSCTLS.iter().zip(&record.sysctls_before) {
+        if before.as_deref().is_some_and(|v| v != "1") {
+            kernel.write_sysctl(name, "1")?;
+        }
+    }
+
+    let alias = owner.link_alias(settings);
+    for bridge in &plan.bridges {
+        kernel.create_bridge(bridge.name)?;
+        kernel.configure_link(bridge.name, &alias, None)?;
+    }
+    let links = kernel.links()?;
+    let index_of = |links: &[Link], name: &str| -> Result<Link> {
+        links
+            .iter()
+            .find(|l| l.name == name)
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("link {name} vanished right after it was created")))
+    };
+    for tap in &plan.taps {
+        let master = match tap.bridge {
+            Some(bridge) => Some(index_of(&links, bridge)?.index),
+            None => None,
+        };
+        kernel.create_tap(tap)?;
+        kernel.configure_link(&tap.name, &alias, master)?;
+    }
+
+    let links = kernel.links()?;
+    for (name, address) in plan.addresses() {
+        let link = index_of(&links, name)?;
+        kernel.add_address(&link, address)?;
+    }
+    Ok(links)
+}

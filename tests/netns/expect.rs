@@ -1,0 +1,120 @@
+//! Assertions on kernel state, written from cuttlefish-net.md §1.2/§7 independently of the
+//! plugin's own planner.
+
+use crate::support::Pod;
+use serde_json::Value;
+
+pub const LINK_GROUP: &str = "52992";
+
+/// (mtap, wifiap) host addresses of instance n, with broadcast.
+pub fn routed(n: u32) -> (String, String) {
+    let (m, mtap_band, wifi_band) = if n <= 64 { (n, 97, 94) } else { (n - 64, 93, 95) };
+    let host = 4 * m - 3;
+    let fmt = |band| format!("192.168.{band}.{host}/30 brd 192.168.{band}.{}", host + 2);
+    (fmt(mtap_band), fmt(wifi_band))
+}
+
+fn has_flag(link: &Value, flag: &str) -> bool {
+    link["flags"].as_array().unwrap().iter().any(|f| f == flag)
+}
+
+/// Everything ADD builds for `instances`, read back from the kernel.
+pub fn objects(pod: &Pod, instances: &[u32], owner: Option<u32>, group: Option<u32>) {
+    for (bridge, addr) in [
+        ("cvd-ebr", "192.168.98.1/24 brd 192.168.98.255"),
+        ("cvd-wbr", "192.168.96.1/24 brd 192.168.96.255"),
+    ] {
+        let link = pod.link(bridge);
+        assert_eq!(link["linkinfo"]["info_kind"], "bridge", "{bridge}");
+        assert_eq!(link["linkinfo"]["info_data"]["forward_delay"], 0, "{bridge}");
+        assert_eq!(link["linkinfo"]["info_data"]["stp_state"], 0, "{bridge}");
+        assert!(
+            has_flag(&link, "UP") && has_flag(&link, "BROADCAST"),
+            "{bridge}: {}",
+            link["flags"]
+        );
+        assert_eq!(link["group"], LINK_GROUP);
+        assert_eq!(pod.addresses(bridge), [addr]);
+    }
+    let expect_id = |v: Option<u32>| v.map_or("-1".to_string(), |id| id.to_string());
+    for &n in instances {
+        let (mtap_addr, wifiap_addr) = routed(n);
+        for (kind, master, addr) in [
+            ("mtap", None, Some(mtap_addr)),
+            ("wifiap", None, Some(wifiap_addr)),
+            ("etap", Some("cvd-ebr"), None),
+            ("wtap", Some("cvd-wbr"), None),
+        ] {
+            let name = format!("cvd-{kind}-{n:02}");
+            let link = pod.link(&name);
+            let data = &link["linkinfo"]["info_data"];
+            assert_eq!(link["linkinfo"]["info_kind"], "tun", "{name}");
+            assert_eq!(data["type"], "tap", "{name}");
+            assert_eq!(data["pi"], false, "{name}: IFF_NO_PI");
+            assert_eq!(data["vnet_hdr"], true, "{name}");
+            assert_eq!(data["multi_queue"], false, "{name}: single queue");
+            assert_eq!(data["persist"], true, "{name}");
+            assert!(has_flag(&link, "UP"), "{name}: {}", link["flags"]);
+            assert_eq!(link["group"], LINK_GROUP, "{name}");
+            assert_eq!(link["master"].as_str(), master, "{name}");
+            assert_eq!(
+                pod.addresses(&name),
+                addr.into_iter().collect::<Vec<_>>(),
+                "{name}"
+            );
+            assert_eq!(pod.tap_attr(&name, "owner"), expect_id(owner), "{name} owner");
+            assert_eq!(pod.tap_attr(&name, "group"), expect_id(group), "{name} group");
+        }
+    }
+    let mut subnets: Vec<String> = instances
+        .iter()
+        .flat_map(|&n| {
+            let (m, w) = routed(n);
+            [m, w].map(|a| {
+                let ip: std::net::Ipv4Addr = a.split('/').next().unwrap().parse().unwrap();
+                format!("{}/30", std::net::Ipv4Addr::from(u32::from(ip) - 1))
+            })
+        })
+        .collect();
+    subnets.extend(["192.168.98.0/24".to_string(), "192.168.96.0/24".to_string()]);
+    assert_eq!(nat_rules(pod), subnets);
+    assert_eq!(pod.sysctl("net/ipv4/ip_forward"), "1");
+    assert_eq!(pod.sysctl("net/ipv6/conf/all/forwarding"), "1");
+}
+
+/// The masquerade rules of `ip cuttlefish_nat postrouting` as "subnet/len", asserting the
+/// table and chain are exactly what Cuttlefish uses and every rule is `ip saddr X masquerade`.
+pub fn nat_rules(pod: &Pod) -> Vec<String> {
+    let ruleset = pod.nft();
+    let items = ruleset["nftables"].as_array().unwrap();
+    let chain = items.iter().find_map(|i| i.get("chain")).expect("a chain");
+    assert_eq!(chain["family"], "ip");
+    assert_eq!(chain["table"], "cuttlefish_nat");
+    assert_eq!(chain["name"], "postrouting");
+    assert_eq!(chain["type"], "nat");
+    assert_eq!(chain["hook"], "postrouting");
+    assert_eq!(chain["prio"], 100);
+    items
+        .iter()
+        .filter_map(|i| i.get("rule"))
+        .map(|rule| {
+            let expr = rule["expr"].as_array().unwrap();
+            assert_eq!(expr.len(), 2, "{rule}");
+            assert_eq!(expr[1], serde_json::json!({"masquerade": null}), "{rule}");
+            let m = &expr[0]["match"];
+            assert_eq!(m["left"]["payload"]["field"], "saddr", "{rule}");
+            let prefix = &m["right"]["prefix"];
+            format!("{}/{}", prefix["addr"].as_str().unwrap(), prefix["len"])
+        })
+        .collect()
+}
+
+/// The pod holds only what the primary plugin made: lo and eth0, no nft table.
+pub fn untouched(pod: &Pod) {
+    assert_eq!(pod.link_names(), ["lo", "eth0"]);
+    assert!(pod.nft()["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i.get("table").is_none()));
+}

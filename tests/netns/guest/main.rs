@@ -1,0 +1,235 @@
+//! `cvd-test-guest`: the guest side of a TAP, for the integration tests only (built with the
+//! `netns-tests` feature). It attaches to a TAP exactly as crosvm does and can play a tiny guest.
+//!
+//!   cvd-test-guest attach TUN_DEV IFNAME
+//!       TUNSETIFF(IFF_TAP|IFF_NO_PI|IFF_VNET_HDR) on IFNAME; prints "attached" or the errno.
+//!   cvd-test-guest udp TUN_DEV IFNAME GUEST_IP GATEWAY_IP PEER_IP PORT
+//!       attaches, resolves the gateway by ARP, sends one UDP datagram from GUEST_IP to PEER_IP
+//!       through the TAP, answers the host's ARP for GUEST_IP, prints the reply's payload.
+//!   cvd-test-guest reflect ADDR:PORT
+//!       UDP server for one datagram: answers with the source address it saw.
+//!
+//! TUN_DEV is the path of a /dev/net/tun character device (10:200), so tests can use a node
+//! with the mode a stock host has without changing the host's own.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const TUNSETIFF: nix::libc::c_ulong = 0x4004_54ca;
+const IFF_TAP: i16 = 0x0002;
+const IFF_NO_PI: i16 = 0x1000;
+const IFF_VNET_HDR: i16 = 0x4000;
+/// sizeof(struct virtio_net_hdr), the default TUNSETVNETHDRSZ.
+const VNET_HDR_LEN: usize = 10;
+const GUEST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = match args.as_slice() {
+        ["attach", dev, ifname] => attach(dev, ifname).map(|_| "attached".to_string()),
+        ["udp", dev, ifname, guest, gateway, peer, port] => (|| {
+            let parse = |s: &str| s.parse::<Ipv4Addr>().map_err(|e| format!("{s}: {e}"));
+            let port = port.parse::<u16>().map_err(|e| e.to_string())?;
+            udp_roundtrip(
+                attach(dev, ifname)?,
+                parse(guest)?,
+                parse(gateway)?,
+                parse(peer)?,
+                port,
+            )
+        })(),
+        ["reflect", addr] => reflect(addr),
+        _ => Err("usage: see the comment at the top of tests/netns/guest/main.rs".into()),
+    };
+    match outcome {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[repr(C)]
+struct IfReq {
+    name: [u8; 16],
+    flags: i16,
+    _pad: [u8; 22],
+}
+
+fn attach(dev: &str, ifname: &str) -> Result<File, String> {
+    let tun = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .map_err(|e| format!("open {dev}: {e}"))?;
+    let mut req = IfReq {
+        name: [0; 16],
+        flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR,
+        _pad: [0; 22],
+    };
+    req.name[..ifname.len()].copy_from_slice(ifname.as_bytes());
+    // SAFETY: valid tun fd and a properly sized ifreq that outlives the call.
+    let ret = unsafe { nix::libc::ioctl(tun.as_raw_fd(), TUNSETIFF as _, &mut req as *mut IfReq) };
+    if ret < 0 {
+        return Err(format!("TUNSETIFF {ifname}: {}", std::io::Error::last_os_error()));
+    }
+    Ok(tun)
+}
+
+fn udp_roundtrip(
+    mut tap: File,
+    guest: Ipv4Addr,
+    gateway: Ipv4Addr,
+    peer: Ipv4Addr,
+    port: u16,
+) -> Result<String, String> {
+    nix::fcntl::fcntl(&tap, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + TIMEOUT;
+    let mut gateway_mac = None;
+    let mut last_arp = Instant::now() - Duration::from_secs(1);
+    let mut sent = false;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        match (gateway_mac, sent) {
+            (None, _) if last_arp.elapsed() >= Duration::from_millis(200) => {
+                send(&mut tap, &arp(1, GUEST_MAC, guest, [0; 6], gateway, [0xff; 6]))?;
+                last_arp = Instant::now();
+            }
+            (Some(mac), false) => {
+                send(
+                    &mut tap,
+                    &udp_frame(mac, guest, peer, port, b"hello from the guest"),
+                )?;
+                sent = true;
+            }
+            _ => {}
+        }
+        let n = match tap.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(e) => return Err(format!("read: {e}")),
+        };
+        let frame = &buf[VNET_HDR_LEN.min(n)..n];
+        if frame.len() < 14 {
+            continue;
+        }
+        let src_mac: [u8; 6] = frame[6..12].try_into().unwrap();
+        match u16::from_be_bytes([frame[12], frame[13]]) {
+            0x0806 if frame.len() >= 42 => {
+                let op = u16::from_be_bytes([frame[20], frame[21]]);
+                let sender_ip = Ipv4Addr::new(frame[28], frame[29], frame[30], frame[31]);
+                let target_ip = Ipv4Addr::new(frame[38], frame[39], frame[40], frame[41]);
+                if op == 2 && sender_ip == gateway {
+                    gateway_mac = Some(src_mac);
+                } else if op == 1 && target_ip == guest {
+                    send(&mut tap, &arp(2, GUEST_MAC, guest, src_mac, sender_ip, src_mac))?;
+                }
+            }
+            0x0800 if frame.len() >= 42 && frame[23] == 17 => {
+                let ihl = usize::from(frame[14] & 0x0f) * 4;
+                let udp = &frame[14 + ihl..];
+                if udp.len() >= 8 && u16::from_be_bytes([udp[0], udp[1]]) == port {
+                    return Ok(String::from_utf8_lossy(&udp[8..]).into_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(format!(
+        "no reply within {TIMEOUT:?} (gateway MAC {})",
+        if gateway_mac.is_some() { "known" } else { "unknown" }
+    ))
+}
+
+fn send(tap: &mut File, frame: &[u8]) -> Result<(), String> {
+    let mut out = vec![0u8; VNET_HDR_LEN];
+    out.extend_from_slice(frame);
+    tap.write_all(&out).map_err(|e| format!("write: {e}"))
+}
+
+fn arp(op: u16, sha: [u8; 6], spa: Ipv4Addr, tha: [u8; 6], tpa: Ipv4Addr, dst: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(42);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&0x0806u16.to_be_bytes());
+    f.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&spa.octets());
+    f.extend_from_slice(&tha);
+    f.extend_from_slice(&tpa.octets());
+    f
+}
+
+fn udp_frame(dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, port: u16, payload: &[u8]) -> Vec<u8> {
+    let udp_len = 8 + payload.len();
+    let total = 20 + udp_len;
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ];
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut f = Vec::with_capacity(14 + total);
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&GUEST_MAC);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]); // no UDP checksum (allowed for IPv4)
+    f.extend_from_slice(payload);
+    f
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn reflect(addr: &str) -> Result<String, String> {
+    let socket = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    socket
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 1500];
+    let (_, from) = socket.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
+    let answer = format!("peer saw {}", from.ip());
+    socket
+        .send_to(answer.as_bytes(), from)
+        .map_err(|e| format!("send: {e}"))?;
+    Ok(answer)
+}

@@ -1,0 +1,410 @@
+//! Test hosts for the integration tests: a "node" namespace where every plugin runs (so the
+//! primary's host-side veth never lands in the root namespace), a "pod" namespace the chain
+//! configures, and optionally a "peer" namespace upstream of the node. The reference `ptp`
+//! plugin is the primary, so `prevResult` is real. Everything is removed on drop, on failure too.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const PLUGIN: &str = env!("CARGO_BIN_EXE_cuttlefish-cni");
+pub const GUEST: &str = env!("CARGO_BIN_EXE_cvd-test-guest");
+/// Where Debian's containernetworking-plugins puts the reference plugins.
+pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
+pub const VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+pub const POD_SUBNET: &str = "10.200.1.0/24";
+pub const PEER_IP: &str = "10.200.0.1";
+pub const NODE_UPLINK_IP: &str = "10.200.0.2";
+pub const UNPRIVILEGED_UID: u32 = 1000;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs a command, asserts success, returns stdout.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A named network namespace, deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(role: &str, id: &str) -> Netns {
+        let name = format!("cfct-{id}-{role}");
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Netns(name)
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut full = vec!["ip", "netns", "exec", &self.0];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill what our tests left running in this namespace (only ever our own processes).
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// The answer of one plugin execution.
+#[derive(Debug)]
+pub struct Outcome {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?} / {}", self.stdout, self.stderr))
+    }
+
+    /// The CNI error code, asserting the plugin failed with a well-formed error.
+    pub fn error_code(&self) -> u64 {
+        assert!(!self.success, "expected failure, got success: {}", self.stdout);
+        let err = self.json();
+        assert!(err["msg"].is_string(), "error without msg: {err}");
+        err["code"].as_u64().expect("error code")
+    }
+
+    pub fn assert_ok(&self) -> &Self {
+        assert!(self.success, "plugin failed: {} {}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// One pod attached through the chain `ptp` (+ host-local) → cuttlefish-cni.
+pub struct Pod {
+    pub id: String,
+    pub version: String,
+    pub dir: PathBuf,
+    pub container_id: String,
+    pub prev_result: Value,
+    pub peer: Option<Netns>,
+    pub pod: Netns,
+    pub node: Netns,
+}
+
+impl Pod {
+    pub fn new(version: &str) -> Pod {
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = std::env::temp_dir().join(format!("cfct-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let node = Netns::new("node", &id);
+        let pod = Netns::new("pod", &id);
+        let mut this = Pod {
+            container_id: format!("ctr{}", id.replace('-', "x")),
+            id,
+            version: version.to_string(),
+            dir,
+            prev_result: Value::Null,
+            peer: None,
+            pod,
+            node,
+        };
+        let ptp = this.exec(&format!("{CNI_BIN_DIR}/ptp"), "ADD", &this.ptp_conf(), &[]);
+        ptp.assert_ok();
+        this.prev_result = ptp.json();
+        // See ptp_conf: a 1.0.0 result is a valid 1.1.0 result.
+        this.prev_result["cniVersion"] = json!(version);
+        this
+    }
+
+    /// A pod whose node has an upstream peer at PEER_IP that routes the pod subnet to the node.
+    pub fn with_peer(version: &str) -> Pod {
+        let mut pod = Pod::new(version);
+        let peer = Netns::new("peer", &pod.id);
+        let node = &pod.node.0;
+        sh(&[
+            "ip", "-n", node, "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", &peer.0,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            node,
+            "addr",
+            "add",
+            &format!("{NODE_UPLINK_IP}/24"),
+            "dev",
+            "up0",
+        ]);
+        sh(&["ip", "-n", node, "link", "set", "up0", "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &peer.0,
+            "addr",
+            "add",
+            &format!("{PEER_IP}/24"),
+            "dev",
+            "eth0",
+        ]);
+        sh(&["ip", "-n", &peer.0, "link", "set", "eth0", "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &peer.0,
+            "route",
+            "add",
+            POD_SUBNET,
+            "via",
+            NODE_UPLINK_IP,
+        ]);
+        pod.peer = Some(peer);
+        pod
+    }
+
+    fn ptp_conf(&self) -> Value {
+        // Debian 12's reference plugins (1.1.1) stop at spec 1.0.0; 1.1.0 changed no field of
+        // an ADD result, so a 1.1.0 chain runs its primary at 1.0.0.
+        let version = if self.version == "1.1.0" {
+            "1.0.0"
+        } else {
+            self.version.as_str()
+        };
+        json!({
+            "cniVersion": version, "name": "cfnet", "type": "ptp", "ipMasq": false,
+            "ipam": {"type": "host-local", "subnet": POD_SUBNET, "dataDir": self.dir.join("ipam"),
+                     "routes": [{"dst": "0.0.0.0/0"}]}
+        })
+    }
+
+    /// Our plugin's configuration in this chain, with `extra` keys merged in.
+    pub fn conf(&self, extra: Value) -> Value {
+        let mut conf = json!({
+            "cniVersion": self.version, "name": "cfnet", "type": "cuttlefish-cni",
+            "select": "all", "prevResult": self.prev_result,
+        });
+        for (k, v) in extra.as_object().expect("object") {
+            conf[k] = v.clone();
+        }
+        conf
+    }
+
+    /// Executes a plugin in the node namespace with the CNI protocol, for this pod.
+    pub fn exec(&self, binary: &str, command: &str, conf: &Value, env: &[(&str, &str)]) -> Outcome {
+        self.exec_raw(
+            binary,
+            command,
+            conf.to_string().as_bytes(),
+            &self.pod.path(),
+            env,
+        )
+    }
+
+    pub fn exec_raw(
+        &self,
+        binary: &str,
+        command: &str,
+        stdin: &[u8],
+        netns: &str,
+        env: &[(&str, &str)],
+    ) -> Outcome {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.node.0, binary])
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", &self.container_id)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", CNI_BIN_DIR)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn plugin");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Outcome {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn plugin(&self, command: &str, conf: &Value) -> Outcome {
+        self.exec(PLUGIN, command, conf, &[])
+    }
+
+    /// `ip -d -j link` in the pod, as JSON objects.
+    pub fn links(&self) -> Vec<Value> {
+        serde_json::from_str(&sh(&["ip", "-n", &self.pod.0, "-d", "-j", "link", "show"])).unwrap()
+    }
+
+    pub fn link(&self, name: &str) -> Value {
+        self.links()
+            .into_iter()
+            .find(|l| l["ifname"] == name)
+            .unwrap_or_else(|| panic!("no link {name}"))
+    }
+
+    pub fn link_names(&self) -> Vec<String> {
+        self.links()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// IPv4 addresses of a link as "a.b.c.d/p brd x.x.x.x".
+    pub fn addresses(&self, link: &str) -> Vec<String> {
+        let out: Vec<Value> = serde_json::from_str(&sh(&[
+            "ip",
+            "-n",
+            &self.pod.0,
+            "-4",
+            "-j",
+            "addr",
+            "show",
+            "dev",
+            link,
+        ]))
+        .unwrap();
+        out.iter()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .map(|a| {
+                format!(
+                    "{}/{} brd {}",
+                    a["local"].as_str().unwrap(),
+                    a["prefixlen"],
+                    a["broadcast"].as_str().unwrap_or("-")
+                )
+            })
+            .collect()
+    }
+
+    /// `nft -j list ruleset` in the pod.
+    pub fn nft(&self) -> Value {
+        serde_json::from_str(&self.pod.exec(&["nft", "-j", "list", "ruleset"])).unwrap()
+    }
+
+    pub fn sysctl(&self, name: &str) -> String {
+        self.pod
+            .exec(&["cat", &format!("/proc/sys/{name}")])
+            .trim()
+            .to_string()
+    }
+
+    /// A TAP's owner or group as the kernel shows it in sysfs (-1 = unset).
+    pub fn tap_attr(&self, tap: &str, attr: &str) -> String {
+        self.pod
+            .exec(&["cat", &format!("/sys/class/net/{tap}/{attr}")])
+            .trim()
+            .to_string()
+    }
+
+    /// Everything DEL must restore: links (name, kind, master, group, alias, admin state), IPv4
+    /// addresses and routes, the nft ruleset, the forwarding sysctls. Carrier and IPv6
+    /// link-local state settle on their own after the primary's ADD, so they are left out.
+    pub fn snapshot(&self) -> String {
+        let ns = &self.pod.0;
+        let links: Vec<String> = self
+            .links()
+            .iter()
+            .map(|l| {
+                let up = l["flags"].as_array().unwrap().iter().any(|f| f == "UP");
+                format!(
+                    "{} kind={} master={} group={} alias={} up={up}",
+                    l["ifname"], l["linkinfo"]["info_kind"], l["master"], l["group"], l["ifalias"]
+                )
+            })
+            .collect();
+        [
+            links.join("\n"),
+            sh(&["ip", "-n", ns, "-4", "-o", "addr"]),
+            sh(&["ip", "-n", ns, "-4", "route", "show", "table", "all"]).replace(" linkdown", ""),
+            self.pod.exec(&["nft", "list", "ruleset"]),
+            self.sysctl("net/ipv4/ip_forward"),
+            self.sysctl("net/ipv6/conf/all/forwarding"),
+        ]
+        .join("\n")
+    }
+
+    /// A 0666 /dev/net/tun node of our own, the mode a stock host has (this machine's is 0600);
+    /// the host's node is never changed.
+    pub fn tun_device(&self) -> String {
+        let path = self.dir.join("tun");
+        if !path.exists() {
+            sh(&["mknod", "-m", "0666", path.to_str().unwrap(), "c", "10", "200"]);
+        }
+        path.to_string_lossy().into_owned()
+    }
+
+    /// Runs the test guest in the pod as `uid`/`gid` with no capabilities at all.
+    pub fn guest_as(&self, uid: u32, gid: u32, args: &[&str]) -> Outcome {
+        let mut full = vec![GUEST];
+        full.extend_from_slice(args);
+        self.run_as(uid, gid, &full)
+    }
+
+    /// Runs any command in the pod as an unprivileged uid with no capabilities.
+    pub fn unprivileged(&self, args: &[&str]) -> Outcome {
+        self.run_as(UNPRIVILEGED_UID, UNPRIVILEGED_UID, args)
+    }
+
+    fn run_as(&self, uid: u32, gid: u32, args: &[&str]) -> Outcome {
+        let (uid, gid) = (uid.to_string(), gid.to_string());
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.pod.0,
+                "setpriv",
+                "--reuid",
+                &uid,
+                "--regid",
+                &gid,
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        Outcome {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        // The chain's DEL in reverse order, best effort, then the namespaces (fields drop after).
+        let conf = self.conf(json!({}));
+        let _ = self.exec(PLUGIN, "DEL", &conf, &[]);
+        let _ = self.exec(&format!("{CNI_BIN_DIR}/ptp"), "DEL", &self.ptp_conf(), &[]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
