@@ -5,6 +5,8 @@ pub mod check;
 pub mod cni;
 pub mod config;
 pub mod error;
+#[cfg(feature = "netns-tests")]
+pub mod fault;
 pub mod kernel;
 pub mod logger;
 pub mod mark;

@@ -4,7 +4,7 @@
 use crate::cni::{self, Command, Invocation, Version};
 use crate::config::NetConf;
 use crate::error::{Error, Result};
-use crate::kernel::NetnsKernel;
+use crate::kernel::{Kernel, NetnsKernel};
 use crate::mark::Owner;
 use crate::netns::{Netns, OpenError};
 use crate::plan::Plan;
@@ -78,7 +78,7 @@ fn add(conf: &NetConf, netns_path: &str, owner: &Owner) -> Result<Value> {
     let plan = Plan::new(&conf.settings);
     let netns = open_pod_netns(netns_path)?;
     let links = netns.run(|| {
-        let mut kernel = NetnsKernel::open(netns_path)?;
+        let mut kernel = open_kernel(netns_path)?;
         setup::build(&mut kernel, &plan, owner, &conf.settings)
     })?;
     Ok(result::with_our_interfaces(
@@ -99,7 +99,7 @@ fn check(conf: &NetConf, netns_path: &str, owner: &Owner) -> Result<()> {
     let plan = Plan::new(&conf.settings);
     let netns = open_pod_netns(netns_path)?;
     let diffs = netns.run(|| {
-        let mut kernel = NetnsKernel::open(netns_path)?;
+        let mut kernel = open_kernel(netns_path)?;
         check::differences(&mut kernel, &plan, owner)
     })?;
     if diffs.is_empty() {
@@ -107,6 +107,18 @@ fn check(conf: &NetConf, netns_path: &str, owner: &Owner) -> Result<()> {
     } else {
         Err(Error::CheckFailed(diffs))
     }
+}
+
+/// The kernel of the pod netns; call on the netns worker thread.
+#[cfg(not(feature = "netns-tests"))]
+fn open_kernel(netns: &str) -> Result<impl Kernel> {
+    NetnsKernel::open(netns)
+}
+
+/// Test builds wrap the kernel in the fault injector (see `fault`).
+#[cfg(feature = "netns-tests")]
+fn open_kernel(netns: &str) -> Result<impl Kernel> {
+    NetnsKernel::open(netns).map(crate::fault::Faulty::from_env)
 }
 
 /// DEL removes what carries this attachment's mark, whatever the configuration says now, and
@@ -129,7 +141,7 @@ fn del(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
         return Ok(());
     }
     netns.run(|| {
-        let mut kernel = NetnsKernel::open(path)?;
+        let mut kernel = open_kernel(path)?;
         teardown::remove(&mut kernel, owner)
     })
 }

@@ -132,39 +132,49 @@ impl NetlinkSocket {
     }
 
     /// Runs a dump and returns its messages; a dump the kernel marks as interrupted by a
-    /// concurrent change is run again (up to DUMP_ATTEMPTS times) instead of failing.
+    /// concurrent change (`NLM_F_DUMP_INTR`) is run again instead of failing.
     pub fn dump(&mut self, build: impl Fn(u32) -> Vec<u8>) -> io::Result<Vec<Message>> {
-        for _ in 0..DUMP_ATTEMPTS {
-            let seq = self.next_seq();
-            self.send(&build(seq))?;
-            let mut out = Vec::new();
-            let mut interrupted = false;
-            'read: loop {
-                for message in self.recv()? {
-                    if message.seq != seq {
-                        continue;
-                    }
-                    interrupted |= message.flags & NLM_F_DUMP_INTR != 0;
-                    match message.kind {
-                        NLMSG_DONE => break 'read,
-                        NLMSG_ERROR => match message.error_code() {
-                            Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
-                            None => break 'read,
-                        },
-                        _ => out.push(message),
-                    }
+        retry_interrupted(|| self.dump_once(&build))
+    }
+
+    /// One dump: its messages, and whether any of them carried NLM_F_DUMP_INTR.
+    fn dump_once(&mut self, build: &impl Fn(u32) -> Vec<u8>) -> io::Result<(Vec<Message>, bool)> {
+        let seq = self.next_seq();
+        self.send(&build(seq))?;
+        let mut out = Vec::new();
+        let mut interrupted = false;
+        loop {
+            for message in self.recv()? {
+                if message.seq != seq {
+                    continue;
+                }
+                interrupted |= message.flags & NLM_F_DUMP_INTR != 0;
+                match message.kind {
+                    NLMSG_DONE => return Ok((out, interrupted)),
+                    NLMSG_ERROR => match message.error_code() {
+                        Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
+                        None => return Ok((out, interrupted)),
+                    },
+                    _ => out.push(message),
                 }
             }
-            if !interrupted {
-                return Ok(out);
-            }
-            log::debug!("netlink dump interrupted by a concurrent change; retrying");
         }
-        Err(io::Error::new(
-            io::ErrorKind::Interrupted,
-            format!("netlink dump interrupted {DUMP_ATTEMPTS} times in a row"),
-        ))
     }
+}
+
+/// Runs `attempt` until it reports an uninterrupted result, at most DUMP_ATTEMPTS times.
+fn retry_interrupted<T>(mut attempt: impl FnMut() -> io::Result<(T, bool)>) -> io::Result<T> {
+    for _ in 0..DUMP_ATTEMPTS {
+        let (value, interrupted) = attempt()?;
+        if !interrupted {
+            return Ok(value);
+        }
+        log::debug!("netlink dump interrupted by a concurrent change; retrying");
+    }
+    Err(io::Error::new(
+        io::ErrorKind::Interrupted,
+        format!("netlink dump interrupted {DUMP_ATTEMPTS} times in a row"),
+    ))
 }
 
 /// Frames a netlink message: header plus `body`.
@@ -179,4 +189,51 @@ pub fn frame(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(body);
     out.resize((len + 3) & !3, 0);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interrupted_dumps_are_retried_until_consistent() {
+        let mut calls = 0;
+        let value = retry_interrupted(|| {
+            calls += 1;
+            Ok((calls, calls < 4))
+        })
+        .unwrap();
+        assert_eq!((value, calls), (4, 4));
+    }
+
+    #[test]
+    fn a_dump_interrupted_every_time_fails_in_the_end() {
+        let mut calls = 0;
+        let err = retry_interrupted(|| {
+            calls += 1;
+            Ok(((), true))
+        })
+        .unwrap_err();
+        assert_eq!(calls, DUMP_ATTEMPTS);
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+    }
+
+    #[test]
+    fn errors_are_not_retried() {
+        let mut calls = 0;
+        let err = retry_interrupted::<()>(|| {
+            calls += 1;
+            Err(io::Error::from_raw_os_error(1))
+        })
+        .unwrap_err();
+        assert_eq!((calls, err.raw_os_error()), (1, Some(1)));
+    }
+
+    #[test]
+    fn frames_are_padded_and_carry_the_unpadded_length() {
+        let f = frame(16, NLM_F_REQUEST, 7, &[1, 2, 3]);
+        assert_eq!(f.len(), 20);
+        assert_eq!(u32::from_ne_bytes(f[0..4].try_into().unwrap()), 19);
+        assert_eq!(u32::from_ne_bytes(f[8..12].try_into().unwrap()), 7);
+    }
 }

@@ -30,15 +30,45 @@ fn bad_input_gets_the_right_code_and_creates_nothing() {
     let good = pod.conf(json!({})).to_string();
     let ns = pod.pod.path();
     let conf = |extra: serde_json::Value| pod.conf(extra).to_string();
-    let with_env = |mut c: BadInput, env: Vec<(&'static str, &'static str)>| {
-        c.env = env;
-        c
+    let annotations =
+        |a: serde_json::Value| conf(json!({"runtimeConfig": {"io.kubernetes.cri.pod-annotations": a}}));
+    let env = |what, var, value, code| BadInput {
+        what,
+        stdin: good.clone().into_bytes(),
+        netns: ns.clone(),
+        env: vec![(var, value)],
+        code,
     };
+    let dir = pod.dir.join("a-directory");
+    std::fs::create_dir_all(&dir).unwrap();
+    let node_link = pod.dir.join("node-netns-link");
+    let _ = std::os::unix::fs::symlink(pod.node.path(), &node_link);
+
     let cases = vec![
+        // Decoding: 6
         case("malformed JSON", "{\"cniVersion\":", &ns, 6),
+        case("truncated JSON", &good.as_bytes()[..good.len() / 2], &ns, 6),
+        case("empty stdin", "", &ns, 6),
         case("non-UTF-8", vec![0xff, 0xfe, 0xfd], &ns, 6),
+        case("a JSON array", "[1, 2]", &ns, 6),
+        case("a JSON string", "\"config\"", &ns, 6),
+        case("oversized stdin", vec![b' '; (1 << 20) + 10], &ns, 6),
+        // Versions: 1
         case("unknown version", conf(json!({"cniVersion": "9.9.9"})), &ns, 1),
+        case("too old a version", conf(json!({"cniVersion": "0.2.0"})), &ns, 1),
+        case("empty version", conf(json!({"cniVersion": ""})), &ns, 1),
+        // Network configuration: 7
+        case("cniVersion not a string", conf(json!({"cniVersion": 1})), &ns, 7),
+        case("name missing", conf(json!({"name": null})), &ns, 7),
+        case("name with a space", conf(json!({"name": "my net"})), &ns, 7),
+        case("type not a string", conf(json!({"type": 5})), &ns, 7),
         case("instances 0", conf(json!({"instances": 0})), &ns, 7),
+        case("instances 129", conf(json!({"instances": 129})), &ns, 7),
+        case("instances as a string", conf(json!({"instances": "2"})), &ns, 7),
+        case("instances fractional", conf(json!({"instances": 1.5})), &ns, 7),
+        case("instances negative", conf(json!({"instances": -1})), &ns, 7),
+        case("baseInstance 0", conf(json!({"baseInstance": 0})), &ns, 7),
+        case("baseInstance 129", conf(json!({"baseInstance": 129})), &ns, 7),
         case(
             "range past 128",
             conf(json!({"baseInstance": 127, "instances": 3})),
@@ -46,16 +76,104 @@ fn bad_input_gets_the_right_code_and_creates_nothing() {
             7,
         ),
         case("negative uid", conf(json!({"tapOwner": -1})), &ns, 7),
+        case("uid u32::MAX", conf(json!({"tapOwner": 4294967295u64})), &ns, 7),
+        case("huge uid", conf(json!({"tapOwner": 1e20})), &ns, 7),
+        case("gid as a word", conf(json!({"tapGroup": "wheel"})), &ns, 7),
+        case("select unknown", conf(json!({"select": "some"})), &ns, 7),
+        case("select not a string", conf(json!({"select": true})), &ns, 7),
+        case("relative logFile", conf(json!({"logFile": "cf.log"})), &ns, 7),
+        case("unknown logLevel", conf(json!({"logLevel": "loud"})), &ns, 7),
+        case(
+            "runtimeConfig a string",
+            conf(json!({"runtimeConfig": "x"})),
+            &ns,
+            7,
+        ),
+        case(
+            "annotations an array",
+            annotations(json!(["cuttlefish.dev/instances"])),
+            &ns,
+            7,
+        ),
+        case(
+            "annotation instances 0",
+            annotations(json!({"cuttlefish.dev/instances": "0"})),
+            &ns,
+            7,
+        ),
+        case(
+            "annotation negative owner",
+            annotations(json!({"cuttlefish.dev/tap-owner": "-5"})),
+            &ns,
+            7,
+        ),
+        case(
+            "annotation range past 128",
+            annotations(json!({"cuttlefish.dev/base-instance": "128", "cuttlefish.dev/instances": "2"})),
+            &ns,
+            7,
+        ),
+        case(
+            "args.cni a string",
+            conf(json!({"args": {"cni": "instances=2"}})),
+            &ns,
+            7,
+        ),
+        case(
+            "args.cni.instances a word",
+            conf(json!({"args": {"cni": {"instances": "two"}}})),
+            &ns,
+            7,
+        ),
+        case(
+            "conflicting overrides",
+            conf(
+                json!({"args": {"cni": {"instances": 3}}, "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/instances": "2"}}}),
+            ),
+            &ns,
+            7,
+        ),
         case("missing prevResult", conf(json!({"prevResult": null})), &ns, 7),
-        with_env(
-            case("ifname too long", good.clone(), &ns, 4),
-            vec![("CNI_IFNAME", "sixteen-bytes-xx")],
+        case("prevResult an array", conf(json!({"prevResult": []})), &ns, 7),
+        case(
+            "prevResult interfaces an object",
+            conf(json!({"prevResult": {"interfaces": {}}})),
+            &ns,
+            7,
         ),
-        with_env(
-            case("no container id", good.clone(), &ns, 4),
-            vec![("CNI_CONTAINERID", "")],
+        case(
+            "prevResult bad address",
+            conf(json!({"prevResult": {"ips": [{"address": "10.0.0.300/24"}]}})),
+            &ns,
+            7,
         ),
-        case("netns is a file", good.clone(), "/etc/hostname", 8),
+        case(
+            "prevResult dangling interface index",
+            conf(
+                json!({"prevResult": {"interfaces": [], "ips": [{"address": "10.0.0.2/24", "interface": 3}]}}),
+            ),
+            &ns,
+            7,
+        ),
+        // Environment: 4 (and 7 for a bad per-pod value in CNI_ARGS)
+        env("no command", "CNI_COMMAND", "", 4),
+        env("unknown command", "CNI_COMMAND", "REMOVE", 4),
+        env("no container id", "CNI_CONTAINERID", "", 4),
+        env("container id with a slash", "CNI_CONTAINERID", "a/b", 4),
+        env("no ifname", "CNI_IFNAME", "", 4),
+        env("ifname of 16 bytes", "CNI_IFNAME", "sixteen-bytes-xx", 4),
+        env("ifname with a colon", "CNI_IFNAME", "eth0:1", 4),
+        env("no netns on ADD", "CNI_NETNS", "", 4),
+        env("CNI_ARGS entry without =", "CNI_ARGS", "IgnoreUnknown=1;FOO", 4),
+        env(
+            "CNI_ARGS instances a word",
+            "CNI_ARGS",
+            "CUTTLEFISH_INSTANCES=abc",
+            7,
+        ),
+        // The network namespace: 8
+        case("netns is a regular file", good.clone(), "/etc/hostname", 8),
+        case("netns is a directory", good.clone(), dir.to_str().unwrap(), 8),
         case(
             "netns is missing",
             good.clone(),
@@ -63,8 +181,15 @@ fn bad_input_gets_the_right_code_and_creates_nothing() {
             8,
         ),
         case("netns is the node's own", good.clone(), "/proc/self/ns/net", 8),
-        case("oversized stdin", vec![b' '; (1 << 20) + 10], &ns, 6),
+        case(
+            "netns is a symlink to the node's",
+            good.clone(),
+            node_link.to_str().unwrap(),
+            8,
+        ),
+        case("netns is a UTS namespace", good.clone(), "/proc/self/ns/uts", 8),
     ];
+    assert!(cases.len() >= 40, "the catalogue has {} cases", cases.len());
     for c in cases {
         let out = pod.exec_raw(PLUGIN, "ADD", &c.stdin, &c.netns, &c.env);
         assert_eq!(out.error_code(), c.code, "{}: {out:?}", c.what);

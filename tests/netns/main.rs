@@ -4,7 +4,9 @@
 //! Needs root, iproute2, nftables, util-linux (setpriv) and containernetworking-plugins.
 
 mod access;
+mod concurrency;
 mod expect;
+mod faults;
 mod input;
 mod lifecycle;
 mod ownership;

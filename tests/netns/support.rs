@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_cuttlefish-cni");
 pub const GUEST: &str = env!("CARGO_BIN_EXE_cvd-test-guest");
@@ -22,6 +23,14 @@ pub const NODE_UPLINK_IP: &str = "10.200.0.2";
 pub const UNPRIVILEGED_UID: u32 = 1000;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn unique_id() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
 
 /// Runs a command, asserts success, returns stdout.
 pub fn sh(args: &[&str]) -> String {
@@ -64,8 +73,14 @@ impl Drop for Netns {
     fn drop(&mut self) {
         // Kill what our tests left running in this namespace (only ever our own processes).
         if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
+            for pid in String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
@@ -109,19 +124,20 @@ pub struct Pod {
     pub prev_result: Value,
     pub peer: Option<Netns>,
     pub pod: Netns,
-    pub node: Netns,
+    /// Shared by the pods of one node; the last pod dropped removes it.
+    pub node: Arc<Netns>,
 }
 
 impl Pod {
     pub fn new(version: &str) -> Pod {
-        let id = format!(
-            "{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        Pod::on_node(version, Arc::new(Netns::new("node", &unique_id())))
+    }
+
+    /// A pod on an existing node namespace (many pods per node).
+    pub fn on_node(version: &str, node: Arc<Netns>) -> Pod {
+        let id = unique_id();
         let dir = std::env::temp_dir().join(format!("cfct-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let node = Netns::new("node", &id);
         let pod = Netns::new("pod", &id);
         let mut this = Pod {
             container_id: format!("ctr{}", id.replace('-', "x")),
@@ -195,9 +211,14 @@ impl Pod {
         };
         json!({
             "cniVersion": version, "name": "cfnet", "type": "ptp", "ipMasq": false,
-            "ipam": {"type": "host-local", "subnet": POD_SUBNET, "dataDir": self.dir.join("ipam"),
+            "ipam": {"type": "host-local", "subnet": POD_SUBNET, "dataDir": self.ipam_dir(),
                      "routes": [{"dst": "0.0.0.0/0"}]}
         })
+    }
+
+    /// host-local's leases, one directory per node so the node's pods get distinct addresses.
+    fn ipam_dir(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("{}-ipam", self.node.0))
     }
 
     /// Our plugin's configuration in this chain, with `extra` keys merged in.
@@ -406,5 +427,8 @@ impl Drop for Pod {
         let _ = self.exec(PLUGIN, "DEL", &conf, &[]);
         let _ = self.exec(&format!("{CNI_BIN_DIR}/ptp"), "DEL", &self.ptp_conf(), &[]);
         let _ = std::fs::remove_dir_all(&self.dir);
+        if Arc::strong_count(&self.node) == 1 {
+            let _ = std::fs::remove_dir_all(self.ipam_dir());
+        }
     }
 }
