@@ -26,8 +26,6 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
         );
     }
 
-    // Order: sysctls, then links, then the table last, because the table holds the state record
-    // a DEL interrupted here would need to finish the job.
     if let Some(record) = &record {
         for (name, before) in SYSCTLS.iter().zip(&record.sysctls_before) {
             let Some(before) = before else { continue };
@@ -41,6 +39,20 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
 
     let links = kernel.links()?;
     let ours = owned_links(&links, owner, record.as_ref());
+    // The table goes before the links when every link of ours carries its mark: nf_tables
+    // destroys a deleted table after an RCU grace period, and closing our netlink socket waits
+    // for it, so deleting it first lets that grace period pass during the link deletion. While
+    // some link is still unmarked (ADD was killed between creating and marking it), the table's
+    // record is what names it: then the table goes last, so an interrupted DEL can finish.
+    let all_marked = ours.iter().all(|l| l.alias.is_some());
+    let delete_table = |kernel: &mut dyn Kernel, errors: &mut Vec<Error>| {
+        if let (Some(table), Some(_)) = (&table, &record) {
+            collect(errors, kernel.delete_nat_table(table.handle));
+        }
+    };
+    if all_marked {
+        delete_table(kernel, &mut errors);
+    }
     let group_is_all_ours = links
         .iter()
         .filter(|l| l.group == LINK_GROUP)
@@ -52,9 +64,8 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
             collect(&mut errors, kernel.delete_link(link));
         }
     }
-
-    if let (Some(table), Some(_)) = (&table, &record) {
-        collect(&mut errors, kernel.delete_nat_table(table.handle));
+    if !all_marked {
+        delete_table(kernel, &mut errors);
     }
 
     match errors.len() {

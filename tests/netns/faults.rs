@@ -67,3 +67,32 @@ fn a_new_add_after_a_kill_replaces_the_leftovers() {
     pod.plugin("ADD", &conf).assert_ok();
     crate::expect::objects(&pod, &[1], None, None);
 }
+
+/// The kernel changes of a DEL of one instance: two sysctls, the table, the link group.
+const DEL_CHANGES: usize = 4;
+
+#[test]
+fn del_killed_at_any_change_is_finished_by_the_next_del() {
+    let pod = Pod::new("1.0.0");
+    let conf = pod.conf(json!({}));
+    let before = pod.snapshot();
+    // After a complete ADD, and after an ADD killed at every change (marked and unmarked links).
+    for add_kill in (1..=CHANGES).map(Some).chain([None]) {
+        for del_kill in 1..=DEL_CHANGES {
+            let add_env: Vec<(&str, String)> = add_kill
+                .map(|n| (FAULT, format!("kill:{n}")))
+                .into_iter()
+                .collect();
+            let add_env: Vec<(&str, &str)> = add_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let _ = pod.exec(PLUGIN, "ADD", &conf, &add_env);
+            let out = pod.exec(PLUGIN, "DEL", &conf, &[(FAULT, &format!("kill:{del_kill}"))]);
+            assert!(out.stdout.is_empty(), "{out:?}");
+            pod.plugin("DEL", &conf).assert_ok();
+            assert_eq!(
+                pod.snapshot(),
+                before,
+                "ADD killed at {add_kill:?}, DEL killed at change {del_kill}"
+            );
+        }
+    }
+}
