@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::mark::{self, Owner, TableRecord};
-use crate::netlink::route::Link;
+use crate::netlink::route::{Address, Link};
 use crate::nft;
 use crate::plan::{Plan, SYSCTLS};
 use crate::teardown;
@@ -14,8 +14,15 @@ use ipnetwork::Ipv4Network;
 
 /// Builds `plan` for `owner` and returns the links as the kernel now has them.
 pub fn build(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, settings: &Settings) -> Result<Vec<Link>> {
-    remove_leftovers(kernel, owner)?;
-    ensure_no_conflicts(kernel, plan)?;
+    let mut found = Found::read(kernel)?;
+    if found.has_leftovers_of(owner) {
+        // A runtime may retry ADD after a failure without DEL; objects of this same attachment
+        // are then removed first rather than reported as conflicts.
+        log::warn!("objects of this attachment are already present; removing them before ADD");
+        teardown::remove(kernel, owner)?;
+        found = Found::read(kernel)?;
+    }
+    ensure_no_conflicts(&found, plan)?;
     let sysctls_before = SYSCTLS
         .iter()
         .map(|name| kernel.read_sysctl(name))
@@ -37,37 +44,48 @@ pub fn build(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, settings: &Set
     }
 }
 
-/// A runtime may retry ADD after a failure without DEL; objects of this same attachment are
-/// then removed first rather than reported as conflicts.
-fn remove_leftovers(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
-    let table_is_ours = kernel
-        .nat_table()?
-        .and_then(|t| t.comment)
-        .and_then(|c| TableRecord::from_comment(&c))
-        .is_some_and(|r| r.owner == owner.tag());
-    let links = kernel.links()?;
-    if table_is_ours
-        || links
-            .iter()
-            .any(|l| l.alias.as_deref().is_some_and(|a| owner.owns_alias(a)))
-    {
-        log::warn!("objects of this attachment are already present; removing them before ADD");
-        teardown::remove(kernel, owner)?;
-    }
-    Ok(())
+/// What the pod netns holds before ADD changes anything.
+struct Found {
+    table: Option<nft::Table>,
+    links: Vec<Link>,
+    addresses: Vec<Address>,
 }
 
-fn ensure_no_conflicts(kernel: &mut dyn Kernel, plan: &Plan) -> Result<()> {
-    if let Some(table) = kernel.nat_table()? {
+impl Found {
+    fn read(kernel: &mut dyn Kernel) -> Result<Found> {
+        Ok(Found {
+            table: kernel.nat_table()?,
+            links: kernel.links()?,
+            addresses: kernel.addresses()?,
+        })
+    }
+
+    fn has_leftovers_of(&self, owner: &Owner) -> bool {
+        let table_is_ours = self
+            .table
+            .as_ref()
+            .and_then(|t| t.comment.as_deref())
+            .and_then(TableRecord::from_comment)
+            .is_some_and(|r| r.owner == owner.tag());
+        table_is_ours
+            || self
+                .links
+                .iter()
+                .any(|l| l.alias.as_deref().is_some_and(|a| owner.owns_alias(a)))
+    }
+}
+
+fn ensure_no_conflicts(found: &Found, plan: &Plan) -> Result<()> {
+    if let Some(table) = &found.table {
         return Err(Error::Conflict {
             object: format!("nftables table ip {}", nft::TABLE),
             reason: format!(
                 "already exists in the pod (comment {:?}) and was not created for this attachment",
-                table.comment.unwrap_or_default()
+                table.comment.as_deref().unwrap_or_default()
             ),
         });
     }
-    let links = kernel.links()?;
+    let links = &found.links;
     for name in plan.link_names() {
         if let Some(link) = links.iter().find(|l| l.name == name) {
             let owner = match link.alias.as_deref() {
@@ -81,7 +99,7 @@ fn ensure_no_conflicts(kernel: &mut dyn Kernel, plan: &Plan) -> Result<()> {
             });
         }
     }
-    for existing in kernel.addresses()? {
+    for existing in &found.addresses {
         let Ok(net) = Ipv4Network::new(existing.address, existing.prefix) else {
             continue;
         };

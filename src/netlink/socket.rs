@@ -22,6 +22,9 @@ pub const NLM_F_APPEND: u16 = 0x800;
 const DUMP_ATTEMPTS: usize = 10;
 /// A bound on waiting for the kernel, so a lost answer can never wedge a pod start or teardown.
 const RECV_TIMEOUT: Duration = Duration::from_secs(10);
+/// Receive buffer. The kernel sizes each dump datagram after the largest buffer the socket has
+/// received with (up to 32 KiB); a large buffer gets many messages per recv instead of one.
+const RECV_BUFFER: usize = 64 * 1024;
 
 /// One netlink message as received: header fields and the whole message bytes.
 #[derive(Debug, Clone)]
@@ -48,6 +51,7 @@ impl Message {
 pub struct NetlinkSocket {
     socket: Socket,
     seq: u32,
+    buffer: Vec<u8>,
 }
 
 impl NetlinkSocket {
@@ -58,7 +62,11 @@ impl NetlinkSocket {
         let timeout = nix::sys::time::TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0);
         nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
             .map_err(io::Error::from)?;
-        Ok(NetlinkSocket { socket, seq: 0 })
+        Ok(NetlinkSocket {
+            socket,
+            seq: 0,
+            buffer: Vec::with_capacity(RECV_BUFFER),
+        })
     }
 
     pub fn next_seq(&mut self) -> u32 {
@@ -78,10 +86,18 @@ impl NetlinkSocket {
     }
 
     /// Reads one datagram and splits it into messages.
-    fn recv(&self) -> io::Result<Vec<Message>> {
-        let (buf, _) = self.socket.recv_from_full()?;
+    fn recv(&mut self) -> io::Result<Vec<Message>> {
+        self.buffer.clear();
+        // MSG_TRUNC makes recv return the datagram's real length, so truncation is detected.
+        let len = self.socket.recv(&mut self.buffer, nix::libc::MSG_TRUNC)?;
+        if len > self.buffer.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("netlink datagram of {len} bytes truncated"),
+            ));
+        }
         let mut messages = Vec::new();
-        let mut rest = &buf[..];
+        let mut rest = &self.buffer[..];
         while rest.len() >= NLMSG_HDRLEN {
             let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
             if len < NLMSG_HDRLEN || len > rest.len() {
@@ -103,7 +119,7 @@ impl NetlinkSocket {
 
     /// Waits for the answers to `seqs` (each sent with NLM_F_ACK). Returns the first error the
     /// kernel reported, or Ok once every request was acknowledged.
-    pub fn wait_acks(&self, seqs: &[u32]) -> io::Result<()> {
+    pub fn wait_acks(&mut self, seqs: &[u32]) -> io::Result<()> {
         let mut pending: Vec<u32> = seqs.to_vec();
         let mut first_error = None;
         while !pending.is_empty() {
