@@ -38,6 +38,8 @@ pub enum Error {
     },
     #[error("CHECK found {} difference(s): {}", .0.len(), .0.join("; "))]
     CheckFailed(Vec<String>),
+    #[error("try again later: {0}")]
+    TryAgainLater(String),
     #[error("plugin not available: {0}")]
     PluginNotAvailable(String),
     #[error("internal error: {0}")]
@@ -59,6 +61,7 @@ impl Error {
             Error::Conflict { .. } => CODE_CONFLICT,
             Error::Kernel { .. } => CODE_KERNEL,
             Error::CheckFailed(_) => CODE_CHECK_FAILED,
+            Error::TryAgainLater(_) => 11,
             Error::PluginNotAvailable(_) => 50,
             Error::Internal(_) => CODE_INTERNAL,
         }

@@ -1,12 +1,14 @@
 //! cuttlefish-cni: a chained CNI plugin that builds Android Cuttlefish's host network inside a
 //! pod network namespace. See README.md for the design.
 
+pub mod alloc;
 pub mod check;
 pub mod cni;
 pub mod config;
 pub mod error;
 #[cfg(feature = "netns-tests")]
 pub mod fault;
+pub mod instances;
 pub mod kernel;
 pub mod logger;
 pub mod mark;

@@ -1,14 +1,14 @@
 //! One invocation, start to end: the typed command and the validated configuration in, the
 //! protocol answer out. Kernel work runs on the pod netns worker thread.
 
-use crate::cni::{self, Command, Invocation, Version};
+use crate::cni::{self, Attachment, Command, Invocation, Version};
 use crate::config::NetConf;
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, NetnsKernel};
 use crate::mark::Owner;
 use crate::netns::{Netns, OpenError};
 use crate::plan::Plan;
-use crate::{check, logger, result, setup, teardown};
+use crate::{check, instances, logger, result, setup, teardown};
 use serde_json::{Map, Value};
 
 /// What the invocation prints on stdout on success (GC and DEL print nothing).
@@ -29,17 +29,10 @@ pub fn run(invocation: &Invocation, stdin: &[u8]) -> Result<Option<Value>> {
         );
     }
     let conf = &conf;
-    let owner = || {
-        invocation
-            .command
-            .attachment()
-            .map(Owner::of)
-            .expect("attachment commands")
-    };
     match &invocation.command {
-        Command::Add { netns, .. } => add(conf, netns, &owner()).map(Some),
-        Command::Check { netns, .. } => check(conf, netns, &owner()).map(|()| None),
-        Command::Del { netns, .. } => del(netns.as_deref(), &owner()).map(|()| None),
+        Command::Add { netns, attachment } => add(conf, netns, attachment).map(Some),
+        Command::Check { netns, attachment } => check(conf, netns, attachment).map(|()| None),
+        Command::Del { netns, attachment } => del(conf, netns.as_deref(), attachment).map(|()| None),
         Command::Gc => gc(conf).map(|()| None),
         Command::Status => status(conf).map(|()| None),
         Command::Version => unreachable!("answered above"),
@@ -67,7 +60,7 @@ fn open_pod_netns(path: &str) -> Result<Netns> {
     Ok(netns)
 }
 
-fn add(conf: &NetConf, netns_path: &str, owner: &Owner) -> Result<Value> {
+fn add(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<Value> {
     let prev = prev_result(conf, "ADD")?;
     if !conf.selected {
         log::info!(
@@ -75,32 +68,43 @@ fn add(conf: &NetConf, netns_path: &str, owner: &Owner) -> Result<Value> {
         );
         return Ok(Value::Object(result::passthrough(prev, &conf.version_text)));
     }
-    let plan = Plan::new(&conf.settings);
     let netns = open_pod_netns(netns_path)?;
-    let links = netns.run(|| {
+    let settings = instances::acquire(conf, attachment)?;
+    let plan = Plan::new(&settings);
+    let owner = Owner::of(attachment);
+    let built = netns.run(|| {
         let mut kernel = open_kernel(netns_path)?;
-        setup::build(&mut kernel, &plan, owner, &conf.settings)
-    })?;
-    Ok(result::with_our_interfaces(
-        prev,
-        &conf.version_text,
-        netns_path,
-        &plan,
-        &links,
-    ))
+        setup::build(&mut kernel, &plan, &owner, &settings)
+    });
+    match built {
+        Ok(links) => Ok(result::with_our_interfaces(
+            prev,
+            &conf.version_text,
+            netns_path,
+            &plan,
+            &links,
+        )),
+        Err(e) => {
+            if let Err(release) = instances::release(conf, attachment) {
+                log::error!("releasing the instance numbers of the failed ADD: {release}");
+            }
+            Err(e)
+        }
+    }
 }
 
-fn check(conf: &NetConf, netns_path: &str, owner: &Owner) -> Result<()> {
+fn check(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<()> {
     conf.version.require(Version::V0_4_0, "CHECK")?;
     prev_result(conf, "CHECK")?;
     if !conf.selected {
         return Ok(());
     }
-    let plan = Plan::new(&conf.settings);
     let netns = open_pod_netns(netns_path)?;
+    let plan = Plan::new(&instances::current(conf, attachment)?);
+    let owner = Owner::of(attachment);
     let diffs = netns.run(|| {
         let mut kernel = open_kernel(netns_path)?;
-        check::differences(&mut kernel, &plan, owner)
+        check::differences(&mut kernel, &plan, &owner)
     })?;
     if diffs.is_empty() {
         Ok(())
@@ -121,11 +125,17 @@ fn open_kernel(netns: &str) -> Result<impl Kernel> {
     NetnsKernel::open(netns).map(crate::fault::Faulty::from_env)
 }
 
-/// DEL removes what carries this attachment's mark, whatever the configuration says now, and
-/// succeeds when the netns is already gone.
-fn del(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
+/// DEL removes what carries this attachment's mark, whatever the configuration says now,
+/// releases its instance numbers, and succeeds when the netns is already gone.
+fn del(conf: &NetConf, netns_path: Option<&str>, attachment: &Attachment) -> Result<()> {
+    let in_netns = remove_from_netns(netns_path, &Owner::of(attachment));
+    let released = instances::release(conf, attachment);
+    in_netns.and(released)
+}
+
+fn remove_from_netns(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
     let Some(path) = netns_path else {
-        log::info!("DEL without a netns: nothing of ours lives outside the pod netns");
+        log::info!("DEL without a netns: our links and rules live in the pod netns, nothing to do there");
         return Ok(());
     };
     let netns = match Netns::open(path) {
@@ -146,13 +156,12 @@ fn del(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
     })
 }
 
-/// GC: every object of ours lives in a pod netns and dies with it; the plugin keeps no state on
-/// the node, so there is nothing to collect.
+/// GC: our links and rules live in pod netns and die with them; the only node-side state is
+/// the instance allocations of `baseInstance: "auto"`, released here for attachments that are
+/// no longer valid.
 fn gc(conf: &NetConf) -> Result<()> {
     conf.version.require(Version::V1_1_0, "GC")?;
-    let valid = conf.valid_attachments.as_ref().map_or(0, Vec::len);
-    log::info!("GC: {valid} valid attachment(s); no node-side state to collect");
-    Ok(())
+    instances::collect(conf)
 }
 
 /// STATUS: ADD needs `/dev/net/tun`.

@@ -26,7 +26,46 @@ pub enum Select {
     All,
 }
 
-/// What to build for one pod, after per-pod overrides.
+/// Where a pod's first instance number comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseInstance {
+    Number(u32),
+    /// Allocated on the node at ADD (see `alloc`), so vsock CIDs never collide.
+    Auto,
+}
+
+/// What a pod asks for, after per-pod overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub instances: u32,
+    pub base: BaseInstance,
+    pub tap_owner: Option<u32>,
+    pub tap_group: Option<u32>,
+}
+
+impl Request {
+    /// The settings to build once the first instance number is known.
+    pub fn settings(&self, base_instance: u32) -> Settings {
+        Settings {
+            instances: self.instances,
+            base_instance,
+            tap_owner: self.tap_owner,
+            tap_group: self.tap_group,
+        }
+    }
+}
+
+/// Where and from which numbers `baseInstance: "auto"` allocates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocationConfig {
+    /// Inclusive; operators shrink it to keep numbers (CIDs) for other VM runtimes on the node.
+    pub range: (u32, u32),
+    pub data_dir: PathBuf,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/cuttlefish-cni";
+
+/// What to build for one pod: instance numbers known, overrides applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub instances: u32,
@@ -51,7 +90,8 @@ pub struct NetConf {
     pub select: Select,
     /// Whether this pod gets Cuttlefish networking (select=all, or it asked).
     pub selected: bool,
-    pub settings: Settings,
+    pub request: Request,
+    pub allocation: AllocationConfig,
     pub log: LogSettings,
     pub prev_result: Option<Map<String, Value>>,
     /// Attachments a GC call says are still valid (`cni.dev/valid-attachments`).
@@ -155,7 +195,8 @@ impl NetConf {
                 ))
             }
         };
-        let settings = settings(&root, &channels)?;
+        let allocation = allocation_config(&root)?;
+        let request = request(&root, &channels, &allocation)?;
         let log = log_settings(&root)?;
         let prev_result = prev_result::parse(root.get("prevResult"))?;
         let valid_attachments = valid_attachments(&root)?;
@@ -176,7 +217,8 @@ impl NetConf {
             name,
             select,
             selected: select == Select::All || channels.pod_asks(),
-            settings,
+            request,
+            allocation,
             log,
             prev_result,
             valid_attachments,
@@ -221,26 +263,101 @@ fn validate_network_name(name: &str) -> Result<(), Error> {
 }
 
 /// Plugin keys, then per-pod overrides, each checked against the same bounds.
-fn settings(root: &Map<String, Value>, pod: &PodChannels) -> Result<Settings, Error> {
+fn request(
+    root: &Map<String, Value>,
+    pod: &PodChannels,
+    allocation: &AllocationConfig,
+) -> Result<Request, Error> {
     let instances = number_setting(root, pod, &overrides::INSTANCES, 1, MAX_INSTANCE)?.unwrap_or(1);
-    let base_instance = number_setting(root, pod, &overrides::BASE_INSTANCE, 1, MAX_INSTANCE)?.unwrap_or(1);
+    let base = base_instance(root, pod)?;
     // u32::MAX is the kernel's "no owner" value, so it cannot be asked for.
     let tap_owner = number_setting(root, pod, &overrides::TAP_OWNER, 0, u32::MAX - 1)?;
     let tap_group = number_setting(root, pod, &overrides::TAP_GROUP, 0, u32::MAX - 1)?;
-    let last = u64::from(base_instance) + u64::from(instances) - 1;
-    if last > u64::from(MAX_INSTANCE) {
-        return Err(Error::invalid(
-            "instances",
-            format!("{instances} from baseInstance {base_instance}"),
-            format!("the last instance would be {last}; instance numbers end at {MAX_INSTANCE}"),
-        ));
+    match base {
+        BaseInstance::Number(base_instance) => {
+            let last = u64::from(base_instance) + u64::from(instances) - 1;
+            if last > u64::from(MAX_INSTANCE) {
+                return Err(Error::invalid(
+                    "instances",
+                    format!("{instances} from baseInstance {base_instance}"),
+                    format!("the last instance would be {last}; instance numbers end at {MAX_INSTANCE}"),
+                ));
+            }
+        }
+        BaseInstance::Auto => {
+            let (low, high) = allocation.range;
+            if instances > high - low + 1 {
+                return Err(Error::invalid(
+                    "instances",
+                    instances,
+                    format!("more than instanceRange [{low}, {high}] holds"),
+                ));
+            }
+        }
     }
-    Ok(Settings {
+    Ok(Request {
         instances,
-        base_instance,
+        base,
         tap_owner,
         tap_group,
     })
+}
+
+/// `baseInstance`: a number, or "auto" (plugin key or per-pod value).
+fn base_instance(root: &Map<String, Value>, pod: &PodChannels) -> Result<BaseInstance, Error> {
+    let key = &overrides::BASE_INSTANCE;
+    if let Some(PodValue { source, text }) = pod.value(key)? {
+        if text == "auto" {
+            return Ok(BaseInstance::Auto);
+        }
+        return parse_bounded(&source, &text, 1, MAX_INSTANCE).map(BaseInstance::Number);
+    }
+    match root.get(key.plugin_key) {
+        None | Some(Value::Null) => Ok(BaseInstance::Number(1)),
+        Some(Value::String(s)) if s == "auto" => Ok(BaseInstance::Auto),
+        Some(Value::Number(n)) => {
+            parse_bounded(key.plugin_key, &n.to_string(), 1, MAX_INSTANCE).map(BaseInstance::Number)
+        }
+        Some(other) => Err(Error::invalid(
+            key.plugin_key,
+            other,
+            "must be a number or \"auto\"",
+        )),
+    }
+}
+
+fn allocation_config(root: &Map<String, Value>) -> Result<AllocationConfig, Error> {
+    let range = match root.get("instanceRange") {
+        None | Some(Value::Null) => (1, MAX_INSTANCE),
+        Some(value) => {
+            let bounds: Option<Vec<u64>> = value
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_u64).collect());
+            match bounds.as_deref() {
+                Some(&[low, high])
+                    if value.as_array().map(Vec::len) == Some(2)
+                        && 1 <= low
+                        && low <= high
+                        && high <= u64::from(MAX_INSTANCE) =>
+                {
+                    (low as u32, high as u32)
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "instanceRange",
+                        value,
+                        format!("must be [first, last] with 1 <= first <= last <= {MAX_INSTANCE}"),
+                    ))
+                }
+            }
+        }
+    };
+    let data_dir = match root.get("dataDir") {
+        None | Some(Value::Null) => PathBuf::from(DEFAULT_DATA_DIR),
+        Some(Value::String(s)) if s.starts_with('/') && !s.contains('\0') => PathBuf::from(s),
+        Some(other) => return Err(Error::invalid("dataDir", other, "must be an absolute path")),
+    };
+    Ok(AllocationConfig { range, data_dir })
 }
 
 fn number_setting(

@@ -35,13 +35,18 @@ fn with(mut conf: Value, key: &str, value: Value) -> Value {
 fn defaults() {
     let conf = parse(base()).unwrap();
     assert_eq!(
-        conf.settings,
-        Settings {
+        conf.request,
+        Request {
             instances: 1,
-            base_instance: 1,
+            base: BaseInstance::Number(1),
             tap_owner: None,
             tap_group: None
         }
+    );
+    assert_eq!(conf.allocation.range, (1, 128));
+    assert_eq!(
+        conf.allocation.data_dir,
+        PathBuf::from("/var/lib/cni/cuttlefish-cni")
     );
     assert_eq!(conf.select, Select::Annotated);
     assert!(!conf.selected);
@@ -57,10 +62,10 @@ fn plugin_keys_are_read() {
         "logFile": "/var/log/cf.log", "logLevel": "debug", "extra": 1
     }))
     .unwrap();
-    assert_eq!(conf.settings.instances, 3);
-    assert_eq!(conf.settings.base_instance, 63);
-    assert_eq!(conf.settings.tap_owner, Some(1000));
-    assert_eq!(conf.settings.tap_group, Some(0));
+    assert_eq!(conf.request.instances, 3);
+    assert_eq!(conf.request.base, BaseInstance::Number(63));
+    assert_eq!(conf.request.tap_owner, Some(1000));
+    assert_eq!(conf.request.tap_group, Some(0));
     assert!(conf.selected);
     assert_eq!(conf.unknown_keys, vec!["extra".to_string()]);
 }
@@ -74,8 +79,8 @@ fn annotations_select_and_override() {
     ))
     .unwrap();
     assert!(conf.selected);
-    assert_eq!(conf.settings.instances, 4);
-    assert_eq!(conf.settings.tap_owner, Some(107));
+    assert_eq!(conf.request.instances, 4);
+    assert_eq!(conf.request.tap_owner, Some(107));
 }
 
 #[test]
@@ -86,11 +91,14 @@ fn multus_args_and_cni_args_override() {
         json!({"cni": {"instances": 2, "baseInstance": "5"}}),
     ))
     .unwrap();
-    assert_eq!((conf.settings.instances, conf.settings.base_instance), (2, 5));
+    assert_eq!(
+        (conf.request.instances, conf.request.base),
+        (2, BaseInstance::Number(5))
+    );
     let inv = add_invocation(&[("IgnoreUnknown", "1"), ("CUTTLEFISH_TAP_GROUP", "44")]);
     let conf = NetConf::parse(base().to_string().as_bytes(), &inv).unwrap();
     assert!(conf.selected);
-    assert_eq!(conf.settings.tap_group, Some(44));
+    assert_eq!(conf.request.tap_group, Some(44));
 }
 
 #[test]
@@ -101,7 +109,7 @@ fn per_pod_value_beats_plugin_key() {
         json!({"cni": {"instances": 2}}),
     ))
     .unwrap();
-    assert_eq!(conf.settings.instances, 2);
+    assert_eq!(conf.request.instances, 2);
 }
 
 #[test]
@@ -200,4 +208,74 @@ fn peek_version_reads_only_the_version() {
         Some("0.4.0")
     );
     assert_eq!(peek_version(b"garbage"), None);
+}
+
+#[test]
+fn base_instance_auto_from_the_plugin_key_or_the_pod() {
+    let conf = parse(with(base(), "baseInstance", json!("auto"))).unwrap();
+    assert_eq!(conf.request.base, BaseInstance::Auto);
+    let conf = parse(with(
+        base(),
+        "runtimeConfig",
+        json!({"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/base-instance": "auto"}}),
+    ))
+    .unwrap();
+    assert_eq!(conf.request.base, BaseInstance::Auto);
+    let inv = add_invocation(&[("CUTTLEFISH_BASE_INSTANCE", "auto")]);
+    let conf = NetConf::parse(base().to_string().as_bytes(), &inv).unwrap();
+    assert_eq!(conf.request.base, BaseInstance::Auto);
+    // Auto ignores the 128 ceiling of a fixed base but must fit the range.
+    let conf = with(
+        with(
+            with(base(), "baseInstance", json!("auto")),
+            "instanceRange",
+            json!([10, 12]),
+        ),
+        "instances",
+        json!(3),
+    );
+    assert_eq!(parse(conf).unwrap().allocation.range, (10, 12));
+}
+
+#[test]
+fn allocation_keys_are_checked() {
+    let auto = with(base(), "baseInstance", json!("auto"));
+    let cases = [
+        (
+            with(auto.clone(), "instanceRange", json!([0, 10])),
+            "instanceRange",
+        ),
+        (
+            with(auto.clone(), "instanceRange", json!([5, 4])),
+            "instanceRange",
+        ),
+        (
+            with(auto.clone(), "instanceRange", json!([1, 129])),
+            "instanceRange",
+        ),
+        (with(auto.clone(), "instanceRange", json!([1])), "instanceRange"),
+        (
+            with(auto.clone(), "instanceRange", json!([1, 2, 3])),
+            "instanceRange",
+        ),
+        (
+            with(auto.clone(), "instanceRange", json!("1-128")),
+            "instanceRange",
+        ),
+        (
+            with(
+                with(auto.clone(), "instanceRange", json!([1, 2])),
+                "instances",
+                json!(3),
+            ),
+            "instances",
+        ),
+        (with(auto.clone(), "dataDir", json!("var/lib")), "dataDir"),
+        (with(base(), "baseInstance", json!("automatic")), "baseInstance"),
+    ];
+    for (conf, field) in cases {
+        let err = parse(conf.clone()).unwrap_err();
+        assert_eq!(err.code(), 7, "{conf}: {err}");
+        assert!(err.to_string().starts_with(field), "{conf}: {err}");
+    }
 }

@@ -8,6 +8,7 @@ mod concurrency;
 mod expect;
 mod faults;
 mod input;
+mod instances;
 mod lifecycle;
 mod ownership;
 mod selection;

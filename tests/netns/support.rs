@@ -221,11 +221,16 @@ impl Pod {
         std::env::temp_dir().join(format!("{}-ipam", self.node.0))
     }
 
+    /// Instance allocations (`baseInstance: "auto"`), one directory per node like a real node.
+    pub fn alloc_dir(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("{}-alloc", self.node.0))
+    }
+
     /// Our plugin's configuration in this chain, with `extra` keys merged in.
     pub fn conf(&self, extra: Value) -> Value {
         let mut conf = json!({
             "cniVersion": self.version, "name": "cfnet", "type": "cuttlefish-cni",
-            "select": "all", "prevResult": self.prev_result,
+            "select": "all", "prevResult": self.prev_result, "dataDir": self.alloc_dir(),
         });
         for (k, v) in extra.as_object().expect("object") {
             conf[k] = v.clone();
@@ -380,9 +385,26 @@ impl Pod {
         path.to_string_lossy().into_owned()
     }
 
+    /// A copy of `file` that any uid can read and run: the checkout itself may sit in a
+    /// directory only root can enter.
+    pub fn shared_copy(&self, file: &str) -> String {
+        let copy = self.dir.join(std::path::Path::new(file).file_name().unwrap());
+        if !copy.exists() {
+            std::fs::copy(file, &copy).unwrap();
+            sh(&[
+                "chmod",
+                "0755",
+                self.dir.to_str().unwrap(),
+                copy.to_str().unwrap(),
+            ]);
+        }
+        copy.to_string_lossy().into_owned()
+    }
+
     /// Runs the test guest in the pod as `uid`/`gid` with no capabilities at all.
     pub fn guest_as(&self, uid: u32, gid: u32, args: &[&str]) -> Outcome {
-        let mut full = vec![GUEST];
+        let guest = self.shared_copy(GUEST);
+        let mut full = vec![guest.as_str()];
         full.extend_from_slice(args);
         self.run_as(uid, gid, &full)
     }
@@ -429,6 +451,7 @@ impl Drop for Pod {
         let _ = std::fs::remove_dir_all(&self.dir);
         if Arc::strong_count(&self.node) == 1 {
             let _ = std::fs::remove_dir_all(self.ipam_dir());
+            let _ = std::fs::remove_dir_all(self.alloc_dir());
         }
     }
 }
