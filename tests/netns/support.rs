@@ -84,6 +84,10 @@ impl Drop for Netns {
             }
         }
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        // A node's host-local leases and instance allocations (see Pod::ipam_dir, alloc_dir).
+        for suffix in ["ipam", "alloc"] {
+            let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{}-{suffix}", self.0)));
+        }
     }
 }
 
@@ -449,9 +453,5 @@ impl Drop for Pod {
         let _ = self.exec(PLUGIN, "DEL", &conf, &[]);
         let _ = self.exec(&format!("{CNI_BIN_DIR}/ptp"), "DEL", &self.ptp_conf(), &[]);
         let _ = std::fs::remove_dir_all(&self.dir);
-        if Arc::strong_count(&self.node) == 1 {
-            let _ = std::fs::remove_dir_all(self.ipam_dir());
-            let _ = std::fs::remove_dir_all(self.alloc_dir());
-        }
     }
 }
