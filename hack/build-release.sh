@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 triple=$(rustc -vV | sed -n 's/^host: //p')
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked --target "$triple" "$@" >&2
-echo "$PWD/target/$triple/release"
+echo "${CARGO_TARGET_DIR:-$PWD/target}/$triple/release"
