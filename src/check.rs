@@ -170,37 +170,67 @@ fn check_nat_table(table: Option<nft::Table>, plan: &Plan, owner: &Owner, diffs:
             table.comment
         ));
     }
-    let chain_ok = table.chains.len() == 1
-        && table.chains.iter().all(|c| {
-            c.name == nft::CHAIN
-                && c.chain_type.as_deref() == Some(nft::CHAIN_TYPE)
-                && c.hook == Some(nft::HOOK_POSTROUTING)
-                && c.priority == Some(nft::PRIORITY)
+    let describe = |c: &nft::Chain| {
+        format!(
+            "{} ({:?} hook {:?} priority {:?})",
+            c.name, c.chain_type, c.hook, c.priority
+        )
+    };
+    let wanted_chains = nft::chains_for(&plan.nat_rules);
+    let chains_ok = table.chains.len() == wanted_chains.len()
+        && wanted_chains.iter().all(|w| {
+            table.chains.iter().any(|c| {
+                c.name == w.name
+                    && c.chain_type.as_deref() == Some(w.chain_type)
+                    && c.hook == Some(w.hook)
+                    && c.priority == Some(w.priority)
+            })
         });
-    if !chain_ok {
+    if !chains_ok {
+        let want: Vec<String> = wanted_chains
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} ({} hook {} priority {})",
+                    c.name, c.chain_type, c.hook, c.priority
+                )
+            })
+            .collect();
+        let have: Vec<String> = table.chains.iter().map(describe).collect();
         diffs.push(format!(
-            "nftables table ip {} should hold exactly chain {} (type nat hook postrouting priority {}), has {:?}",
-            nft::TABLE, nft::CHAIN, nft::PRIORITY, table.chains
+            "nftables chains are [{}], expected [{}]",
+            have.join(", "),
+            want.join(", ")
         ));
     }
-    let actual: Vec<_> = table
-        .rules
-        .iter()
-        .map(|r| (r.chain.as_str(), r.masquerade))
-        .collect();
-    let wanted: Vec<_> = plan.masquerade.iter().map(|n| (nft::CHAIN, Some(*n))).collect();
-    if actual != wanted {
-        let show = |rules: &[(&str, Option<ipnetwork::Ipv4Network>)]| {
-            rules
-                .iter()
-                .map(|(_, m)| m.map_or("(other rule)".to_string(), |n| format!("ip saddr {n} masquerade")))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        diffs.push(format!(
-            "nat rules are [{}], expected [{}]",
-            show(&actual),
-            show(&wanted)
-        ));
+    // Rules are compared per chain, in order: the kernel lists them chain by chain.
+    for chain in wanted_chains {
+        let actual: Vec<Option<nft::NatRule>> = table
+            .rules
+            .iter()
+            .filter(|r| r.chain == chain.name)
+            .map(|r| r.kind)
+            .collect();
+        let wanted: Vec<Option<nft::NatRule>> = plan
+            .nat_rules
+            .iter()
+            .filter(|r| r.chain() == chain)
+            .map(|r| Some(*r))
+            .collect();
+        if actual != wanted {
+            let show = |rules: &[Option<nft::NatRule>]| {
+                rules
+                    .iter()
+                    .map(|r| r.map_or("(a rule not ours)".to_string(), |r| r.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            diffs.push(format!(
+                "{} rules are [{}], expected [{}]",
+                chain.name,
+                show(&actual),
+                show(&wanted)
+            ));
+        }
     }
 }

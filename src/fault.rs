@@ -8,7 +8,6 @@ use crate::kernel::Kernel;
 use crate::netlink::route::{Address, Link};
 use crate::nft;
 use crate::plan::{HostAddress, TapPlan};
-use ipnetwork::Ipv4Network;
 
 pub const ENV: &str = "CUTTLEFISH_CNI_FAULT";
 
@@ -75,7 +74,7 @@ impl<K: Kernel> Kernel for Faulty<K> {
     fn write_sysctl(&mut self, name: &str, value: &str) -> Result<()> {
         self.change("write_sysctl", |k| k.write_sysctl(name, value))
     }
-    fn create_nat_table(&mut self, comment: &str, rules: &[(Ipv4Network, String)]) -> Result<()> {
+    fn create_nat_table(&mut self, comment: &str, rules: &[(nft::NatRule, String)]) -> Result<()> {
         self.change("create_nat_table", |k| k.create_nat_table(comment, rules))
     }
     fn delete_nat_table(&mut self, handle: u64) -> Result<()> {

@@ -4,10 +4,9 @@
 use crate::error::{Error, Result};
 use crate::mark::LINK_GROUP;
 use crate::netlink::route::{Address, Link, RouteSocket};
-use crate::nft::{self, NftSocket};
+use crate::nft::{self, NatRule, NftSocket};
 use crate::plan::{HostAddress, TapPlan};
 use crate::{sysctl, tap};
-use ipnetwork::Ipv4Network;
 
 pub trait Kernel {
     fn links(&mut self) -> Result<Vec<Link>>;
@@ -15,8 +14,8 @@ pub trait Kernel {
     fn nat_table(&mut self) -> Result<Option<nft::Table>>;
     fn read_sysctl(&mut self, name: &str) -> Result<Option<String>>;
     fn write_sysctl(&mut self, name: &str, value: &str) -> Result<()>;
-    /// Creates the table with `comment`, its chain and one masquerade rule per subnet, atomically.
-    fn create_nat_table(&mut self, comment: &str, rules: &[(Ipv4Network, String)]) -> Result<()>;
+    /// Creates the table with `comment`, the chains the rules need and the rules, atomically.
+    fn create_nat_table(&mut self, comment: &str, rules: &[(NatRule, String)]) -> Result<()>;
     fn delete_nat_table(&mut self, handle: u64) -> Result<()>;
     /// Creates a bridge in our link group, STP off, forward_delay 0, up.
     fn create_bridge(&mut self, name: &str) -> Result<()>;
@@ -81,7 +80,7 @@ impl Kernel for NetnsKernel {
             .map_err(|e| Error::kernel(self.step(format!("setting sysctl {name}={value}")), e))
     }
 
-    fn create_nat_table(&mut self, comment: &str, rules: &[(Ipv4Network, String)]) -> Result<()> {
+    fn create_nat_table(&mut self, comment: &str, rules: &[(NatRule, String)]) -> Result<()> {
         self.nft
             .create(comment, rules)
             .map_err(|e| Error::kernel(self.step(format!("creating nftables table ip {}", nft::TABLE)), e))

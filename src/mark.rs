@@ -137,6 +137,8 @@ mod tests {
             base_instance: 5,
             tap_owner: None,
             tap_group: None,
+            clamp_mss: false,
+            dns_redirect: None,
         };
         let alias = owner.link_alias(&settings);
         assert!(owner.owns_alias(&alias));

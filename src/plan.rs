@@ -2,6 +2,7 @@
 //! Every name, address and formula from `shared/cuttlefish-net.md` §1 and §7 lives here.
 
 use crate::config::Settings;
+use crate::nft::{NatRule, Protocol};
 use ipnetwork::Ipv4Network;
 use std::net::Ipv4Addr;
 
@@ -85,8 +86,9 @@ pub const SYSCTLS: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwar
 pub struct Plan {
     pub bridges: Vec<BridgePlan>,
     pub taps: Vec<TapPlan>,
-    /// One `ip saddr <subnet> masquerade` rule each, in this order.
-    pub masquerade: Vec<Ipv4Network>,
+    /// Our nftables rules, in this order: one `ip saddr <subnet> masquerade` per /30 and per
+    /// bridge /24, then MSS clamping and DNS redirection when asked for.
+    pub nat_rules: Vec<NatRule>,
 }
 
 impl Plan {
@@ -126,15 +128,24 @@ impl Plan {
                 })
             })
             .collect();
-        let masquerade = taps
+        let mut nat_rules: Vec<NatRule> = taps
             .iter()
             .filter_map(|t| t.address.map(|a| a.network()))
             .chain(bridges.iter().map(|b| b.address.network()))
+            .map(NatRule::Masquerade)
             .collect();
+        if settings.clamp_mss {
+            nat_rules.push(NatRule::ClampMss);
+        }
+        if let Some(server) = settings.dns_redirect {
+            for protocol in [Protocol::Udp, Protocol::Tcp] {
+                nat_rules.push(NatRule::RedirectDns { protocol, server });
+            }
+        }
         Plan {
             bridges,
             taps,
-            masquerade,
+            nat_rules,
         }
     }
 
@@ -191,7 +202,19 @@ mod tests {
             base_instance,
             tap_owner: Some(7),
             tap_group: None,
+            clamp_mss: false,
+            dns_redirect: None,
         })
+    }
+
+    fn masquerade(plan: &Plan) -> Vec<Ipv4Network> {
+        plan.nat_rules
+            .iter()
+            .filter_map(|r| match r {
+                NatRule::Masquerade(net) => Some(*net),
+                _ => None,
+            })
+            .collect()
     }
 
     fn tap(plan: &Plan, name: &str) -> TapPlan {
@@ -238,7 +261,8 @@ mod tests {
             p.bridges[1].address.to_string(),
             "192.168.96.1/24 brd 192.168.96.255"
         );
-        let masq: Vec<String> = p.masquerade.iter().map(|n| n.to_string()).collect();
+        let masq: Vec<String> = masquerade(&p).iter().map(|n| n.to_string()).collect();
+        assert_eq!(p.nat_rules.len(), 4, "no clamping or DNS rules unless asked for");
         assert_eq!(
             masq,
             [
@@ -290,15 +314,43 @@ mod tests {
     fn every_instance_gets_four_taps_and_distinct_subnets() {
         let p = plan(1, 128);
         assert_eq!(p.taps.len(), 512);
-        assert_eq!(p.masquerade.len(), 2 * 128 + 2);
-        let mut nets: Vec<_> = p.masquerade.clone();
+        let all = masquerade(&p);
+        assert_eq!(all.len(), 2 * 128 + 2);
+        let mut nets: Vec<_> = all.clone();
         nets.sort();
         nets.dedup();
-        assert_eq!(nets.len(), p.masquerade.len());
-        for (i, a) in p.masquerade.iter().enumerate() {
-            for b in &p.masquerade[i + 1..] {
+        assert_eq!(nets.len(), all.len());
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
                 assert!(!a.overlaps(*b), "{a} overlaps {b}");
             }
         }
+    }
+
+    #[test]
+    fn clamping_and_dns_redirect_come_after_the_masquerades() {
+        let dns = std::net::Ipv4Addr::new(10, 96, 0, 10);
+        let p = Plan::new(&Settings {
+            instances: 1,
+            base_instance: 1,
+            tap_owner: None,
+            tap_group: None,
+            clamp_mss: true,
+            dns_redirect: Some(dns),
+        });
+        assert_eq!(
+            p.nat_rules[4..],
+            [
+                NatRule::ClampMss,
+                NatRule::RedirectDns {
+                    protocol: Protocol::Udp,
+                    server: dns
+                },
+                NatRule::RedirectDns {
+                    protocol: Protocol::Tcp,
+                    server: dns
+                },
+            ]
+        );
     }
 }

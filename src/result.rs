@@ -50,6 +50,8 @@ mod tests {
             base_instance: 1,
             tap_owner: None,
             tap_group: None,
+            clamp_mss: false,
+            dns_redirect: None,
         });
         let links = vec![Link {
             name: "cvd-mtap-01".into(),

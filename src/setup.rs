@@ -124,10 +124,10 @@ fn create_all(
     settings: &Settings,
     record: &TableRecord,
 ) -> Result<Vec<Link>> {
-    let rules: Vec<(Ipv4Network, String)> = plan
-        .masquerade
+    let rules: Vec<(nft::NatRule, String)> = plan
+        .nat_rules
         .iter()
-        .map(|net| (*net, format!("cuttlefish-cni {net}")))
+        .map(|rule| (*rule, format!("cuttlefish-cni {}", rule.label())))
         .collect();
     kernel.create_nat_table(&record.to_comment(), &rules)?;
 

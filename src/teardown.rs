@@ -92,6 +92,8 @@ pub fn owned_links(links: &[Link], owner: &Owner, record: Option<&TableRecord>) 
                 base_instance: r.base_instance,
                 tap_owner: None,
                 tap_group: None,
+                clamp_mss: false,
+                dns_redirect: None,
             };
             Plan::new(&settings).link_names().map(str::to_string).collect()
         })

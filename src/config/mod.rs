@@ -5,10 +5,11 @@
 pub mod overrides;
 mod prev_result;
 
-use crate::cni::{Attachment, Invocation, Version};
+use crate::cni::{Attachment, Command, Invocation, Version};
 use crate::error::Error;
 use overrides::{OverrideKey, PodChannels, PodValue, ANNOTATIONS_CAPABILITY};
 use serde_json::{Map, Value};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 /// Largest number of instances Cuttlefish's host-resources script provisions (mtap/wifiap bands).
@@ -41,6 +42,8 @@ pub struct Request {
     pub base: BaseInstance,
     pub tap_owner: Option<u32>,
     pub tap_group: Option<u32>,
+    pub clamp_mss: bool,
+    pub dns_redirect: Option<Ipv4Addr>,
 }
 
 impl Request {
@@ -51,6 +54,8 @@ impl Request {
             base_instance,
             tap_owner: self.tap_owner,
             tap_group: self.tap_group,
+            clamp_mss: self.clamp_mss,
+            dns_redirect: self.dns_redirect,
         }
     }
 }
@@ -72,6 +77,10 @@ pub struct Settings {
     pub base_instance: u32,
     pub tap_owner: Option<u32>,
     pub tap_group: Option<u32>,
+    /// Clamp the TCP MSS of forwarded SYNs to the path MTU (`clampMss`).
+    pub clamp_mss: bool,
+    /// Redirect guest DNS to this server (`dnsRedirect`).
+    pub dns_redirect: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +125,7 @@ const SPEC_KEYS: [&str; 13] = [
     "disableCheck",
     "disableGC",
 ];
-const PLUGIN_KEYS: [&str; 8] = [
+const PLUGIN_KEYS: [&str; 11] = [
     "instances",
     "baseInstance",
     "tapOwner",
@@ -124,7 +133,10 @@ const PLUGIN_KEYS: [&str; 8] = [
     "select",
     "logFile",
     "logLevel",
-    "cniVersions",
+    "instanceRange",
+    "dataDir",
+    "clampMss",
+    "dnsRedirect",
 ];
 
 /// Reads only `cniVersion`, for VERSION and for the version of an early error.
@@ -196,7 +208,8 @@ impl NetConf {
             }
         };
         let allocation = allocation_config(&root)?;
-        let request = request(&root, &channels, &allocation)?;
+        let mut request = request(&root, &channels, &allocation)?;
+        request.dns_redirect = dns_redirect(&root, runtime_config, invocation)?;
         let log = log_settings(&root)?;
         let prev_result = prev_result::parse(root.get("prevResult"))?;
         let valid_attachments = valid_attachments(&root)?;
@@ -295,11 +308,18 @@ fn request(
             }
         }
     }
+    let clamp_mss = match root.get("clampMss") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(Error::invalid("clampMss", other, "must be true or false")),
+    };
     Ok(Request {
         instances,
         base,
         tap_owner,
         tap_group,
+        clamp_mss,
+        dns_redirect: None,
     })
 }
 
@@ -324,6 +344,59 @@ fn base_instance(root: &Map<String, Value>, pod: &PodChannels) -> Result<BaseIns
             "must be a number or \"auto\"",
         )),
     }
+}
+
+/// `dnsRedirect`: false (the default), true (the servers of the runtime's `dns` capability,
+/// `runtimeConfig.dns.servers`), or a list of servers. Guest DNS goes to the first IPv4 one: the
+/// table is `ip` family. Only ADD and CHECK need a server; DEL works without one.
+fn dns_redirect(
+    root: &Map<String, Value>,
+    runtime_config: Option<&Map<String, Value>>,
+    invocation: &Invocation,
+) -> Result<Option<Ipv4Addr>, Error> {
+    let (field, servers) = match root.get("dnsRedirect") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::Bool(true)) => (
+            "runtimeConfig.dns.servers",
+            runtime_config
+                .and_then(|rc| rc.get("dns"))
+                .and_then(|dns| dns.get("servers")),
+        ),
+        Some(list @ Value::Array(_)) => ("dnsRedirect", Some(list)),
+        Some(other) => {
+            return Err(Error::invalid(
+                "dnsRedirect",
+                other,
+                "must be true, false or a list of IPv4 addresses",
+            ))
+        }
+    };
+    let texts: Vec<&str> = match servers {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| Error::invalid(field, v, "must be a list of address strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(Error::invalid(field, other, "must be a list of address strings")),
+    };
+    for text in &texts {
+        if text.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::invalid(field, text, "is not an IP address"));
+        }
+    }
+    let first_v4 = texts.iter().find_map(|t| t.parse::<Ipv4Addr>().ok());
+    let needs_server = matches!(invocation.command, Command::Add { .. } | Command::Check { .. });
+    if first_v4.is_none() && needs_server {
+        return Err(Error::invalid(
+            field,
+            format!("{texts:?}"),
+            "dnsRedirect needs an IPv4 DNS server (declare the `dns` capability, or list servers)",
+        ));
+    }
+    Ok(first_v4)
 }
 
 fn allocation_config(root: &Map<String, Value>) -> Result<AllocationConfig, Error> {

@@ -40,7 +40,9 @@ fn defaults() {
             instances: 1,
             base: BaseInstance::Number(1),
             tap_owner: None,
-            tap_group: None
+            tap_group: None,
+            clamp_mss: true,
+            dns_redirect: None,
         }
     );
     assert_eq!(conf.allocation.range, (1, 128));
@@ -278,4 +280,72 @@ fn allocation_keys_are_checked() {
         assert_eq!(err.code(), 7, "{conf}: {err}");
         assert!(err.to_string().starts_with(field), "{conf}: {err}");
     }
+}
+
+#[test]
+fn dns_redirect_takes_the_runtime_dns_or_a_list() {
+    let from_runtime = with(
+        with(base(), "dnsRedirect", json!(true)),
+        "runtimeConfig",
+        json!({"dns": {"servers": ["fd00::10", "10.96.0.10"]}}),
+    );
+    assert_eq!(
+        parse(from_runtime).unwrap().request.dns_redirect,
+        Some("10.96.0.10".parse().unwrap())
+    );
+    let listed = with(base(), "dnsRedirect", json!(["10.0.0.53"]));
+    assert_eq!(
+        parse(listed).unwrap().request.dns_redirect,
+        Some("10.0.0.53".parse().unwrap())
+    );
+    assert_eq!(parse(base()).unwrap().request.dns_redirect, None);
+    assert!(
+        !parse(with(base(), "clampMss", json!(false)))
+            .unwrap()
+            .request
+            .clamp_mss
+    );
+}
+
+#[test]
+fn dns_redirect_without_a_server_fails_add_but_not_del() {
+    let conf = with(base(), "dnsRedirect", json!(true));
+    let err = parse(conf.clone()).unwrap_err();
+    assert_eq!(err.code(), 7);
+    assert!(err.to_string().starts_with("runtimeConfig.dns.servers"), "{err}");
+    let del = Invocation {
+        command: Command::Del {
+            attachment: Attachment {
+                container_id: "c1".into(),
+                ifname: "eth0".into(),
+            },
+            netns: None,
+        },
+        cni_args: Vec::new(),
+    };
+    assert!(NetConf::parse(conf.to_string().as_bytes(), &del).is_ok());
+    for bad in [json!("yes"), json!(["dns.example"]), json!([53])] {
+        assert_eq!(
+            parse(with(base(), "dnsRedirect", bad.clone()))
+                .unwrap_err()
+                .code(),
+            7,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        parse(with(base(), "clampMss", json!("no"))).unwrap_err().code(),
+        7
+    );
+}
+
+#[test]
+fn plugin_keys_raise_no_unknown_key_warning() {
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": "n", "type": "cuttlefish-cni", "instances": 1, "baseInstance": "auto",
+        "tapOwner": 1, "tapGroup": 1, "select": "all", "logFile": "/l", "logLevel": "info",
+        "instanceRange": [1, 2], "dataDir": "/d", "clampMss": true, "dnsRedirect": ["10.0.0.1"],
+        "capabilities": {}, "runtimeConfig": {}, "args": {}, "ipam": {}, "dns": {}, "cni.dev/valid-attachments": []
+    });
+    assert_eq!(parse(conf).unwrap().unknown_keys, Vec::<String>::new());
 }

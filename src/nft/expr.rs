@@ -1,23 +1,108 @@
-//! The one rule shape we write, `ip saddr <subnet> masquerade`, as nf_tables expressions, and
-//! its recognition in a dumped rule. What `nft` compiles that rule to:
+//! The rules we write, as nf_tables expressions, and their recognition in a dumped rule. What
+//! `nft --debug=netlink` shows for each:
+//!
+//! `ip saddr <subnet> masquerade` (postrouting):
 //!   payload load 4b @ network header + 12 => reg 1
 //!   bitwise reg 1 = (reg 1 & <mask>) ^ 0          (omitted for a /32)
 //!   cmp eq reg 1 <network>
 //!   masq
+//!
+//! `tcp flags syn / syn,rst tcp option maxseg size set rt mtu` (forward):
+//!   meta load l4proto => reg 1 ; cmp eq reg 1 6
+//!   payload load 1b @ transport header + 13 => reg 1
+//!   bitwise reg 1 = (reg 1 & 0x06) ^ 0 ; cmp eq reg 1 0x02
+//!   rt load tcpmss => reg 1 ; byteorder reg 1 = hton(reg 1, 2, 2)
+//!   exthdr write tcpopt reg 1 => 2b @ 2 + 2
+//!
+//! `iifname "cvd-*" <udp|tcp> dport 53 dnat to <server>` (prerouting):
+//!   meta load iifname => reg 1 ; cmp eq reg 1 "cvd-"   (a prefix: 4 bytes, no NUL)
+//!   meta load l4proto => reg 1 ; cmp eq reg 1 <17|6>
+//!   payload load 2b @ transport header + 2 => reg 1 ; cmp eq reg 1 53
+//!   immediate reg 1 <server> ; nat dnat ip addr_min reg 1
 
-use super::attr::{self, Attrs};
+use super::attr::{self, AttrList, Attrs};
 use ipnetwork::Ipv4Network;
 use std::net::Ipv4Addr;
+
+/// A rule of ours, in the plan's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatRule {
+    /// Guest traffic from `subnet` leaves the pod with the pod's address.
+    Masquerade(Ipv4Network),
+    /// Forwarded TCP SYNs get an MSS no larger than the path MTU allows, in both directions:
+    /// the kernel's `rt mtu` is the smaller of the route's MTU and the MTU of the route back to
+    /// the source, and it never raises an MSS. Guest TCP then works through a pod MTU below
+    /// 1500 (Cilium tunnels) without relying on ICMP "fragmentation needed".
+    ClampMss,
+    /// Guest DNS to any address goes to `server` instead.
+    RedirectDns { protocol: Protocol, server: Ipv4Addr },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Udp,
+    Tcp,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+        }
+    }
+
+    fn number(self) -> u8 {
+        match self {
+            Protocol::Udp => 17,
+            Protocol::Tcp => 6,
+        }
+    }
+}
+
+impl NatRule {
+    /// A short label for the rule's comment (free of quotes, so saved rulesets parse back).
+    pub fn label(&self) -> String {
+        match self {
+            NatRule::Masquerade(net) => format!("masquerade {net}"),
+            NatRule::ClampMss => "clamp-mss".to_string(),
+            NatRule::RedirectDns { protocol, .. } => format!("dns-redirect {}", protocol.name()),
+        }
+    }
+}
+
+impl std::fmt::Display for NatRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NatRule::Masquerade(net) => write!(f, "ip saddr {net} masquerade"),
+            NatRule::ClampMss => write!(f, "tcp flags syn / syn,rst tcp option maxseg size set rt mtu"),
+            NatRule::RedirectDns { protocol, server } => {
+                write!(
+                    f,
+                    "iifname \"{IFNAME_PREFIX}*\" {} dport 53 dnat to {server}",
+                    protocol.name()
+                )
+            }
+        }
+    }
+}
+
+/// Every link we create starts with this.
+const IFNAME_PREFIX: &str = "cvd-";
+const DNS_PORT: u16 = 53;
 
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
+const NFT_REG_1: u32 = 1;
 
 const NFTA_PAYLOAD_DREG: u16 = 1;
 const NFTA_PAYLOAD_BASE: u16 = 2;
 const NFTA_PAYLOAD_OFFSET: u16 = 3;
 const NFTA_PAYLOAD_LEN: u16 = 4;
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 const NFTA_BITWISE_SREG: u16 = 1;
 const NFTA_BITWISE_DREG: u16 = 2;
 const NFTA_BITWISE_LEN: u16 = 3;
@@ -26,97 +111,298 @@ const NFTA_BITWISE_XOR: u16 = 5;
 const NFTA_CMP_SREG: u16 = 1;
 const NFTA_CMP_OP: u16 = 2;
 const NFTA_CMP_DATA: u16 = 3;
-
-const NFT_REG_1: u32 = 1;
-const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
 const NFT_CMP_EQ: u32 = 0;
-/// Offset of the source address in the IPv4 header.
+const NFTA_META_DREG: u16 = 1;
+const NFTA_META_KEY: u16 = 2;
+const NFT_META_IIFNAME: u32 = 6;
+const NFT_META_L4PROTO: u32 = 16;
+const NFTA_RT_DREG: u16 = 1;
+const NFTA_RT_KEY: u16 = 2;
+const NFT_RT_TCPMSS: u32 = 3;
+const NFTA_BYTEORDER_SREG: u16 = 1;
+const NFTA_BYTEORDER_DREG: u16 = 2;
+const NFTA_BYTEORDER_OP: u16 = 3;
+const NFTA_BYTEORDER_LEN: u16 = 4;
+const NFTA_BYTEORDER_SIZE: u16 = 5;
+const NFT_BYTEORDER_HTON: u32 = 1;
+const NFTA_EXTHDR_TYPE: u16 = 2;
+const NFTA_EXTHDR_OFFSET: u16 = 3;
+const NFTA_EXTHDR_LEN: u16 = 4;
+const NFTA_EXTHDR_OP: u16 = 6;
+const NFTA_EXTHDR_SREG: u16 = 7;
+const NFT_EXTHDR_OP_TCPOPT: u32 = 1;
+const TCPOPT_MAXSEG: u8 = 2;
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFTA_NAT_TYPE: u16 = 1;
+const NFTA_NAT_FAMILY: u16 = 2;
+const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
+const NFT_NAT_DNAT: u32 = 1;
+const NFPROTO_IPV4: u32 = 2;
+/// Offset of the source address in the IPv4 header, of the flags in the TCP header, of the
+/// destination port in the UDP and TCP headers.
 const IPV4_SADDR_OFFSET: u32 = 12;
+const TCP_FLAGS_OFFSET: u32 = 13;
+const L4_DPORT_OFFSET: u32 = 2;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
 
-/// `NFTA_RULE_EXPRESSIONS` for `ip saddr <subnet> masquerade`.
-pub fn masquerade_from(subnet: Ipv4Network) -> Attrs {
-    let mut list = Attrs::new().nested(
-        NFTA_LIST_ELEM,
-        expr(
-            "payload",
-            Attrs::new()
-                .be32(NFTA_PAYLOAD_DREG, NFT_REG_1)
-                .be32(NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER)
-                .be32(NFTA_PAYLOAD_OFFSET, IPV4_SADDR_OFFSET)
-                .be32(NFTA_PAYLOAD_LEN, 4),
-        ),
-    );
-    if subnet.prefix() < 32 {
-        list = list.nested(
-            NFTA_LIST_ELEM,
+/// `NFTA_RULE_EXPRESSIONS` for one of our rules.
+pub fn encode(rule: &NatRule) -> Attrs {
+    let exprs = match rule {
+        NatRule::Masquerade(subnet) => {
+            let mut e = vec![payload(NFT_PAYLOAD_NETWORK_HEADER, IPV4_SADDR_OFFSET, 4)];
+            if subnet.prefix() < 32 {
+                e.push(bitwise(&subnet.mask().octets()));
+            }
+            e.push(cmp_eq(&subnet.network().octets()));
+            e.push(expr("masq", None));
+            e
+        }
+        NatRule::ClampMss => vec![
+            meta(NFT_META_L4PROTO),
+            cmp_eq(&[6]),
+            payload(NFT_PAYLOAD_TRANSPORT_HEADER, TCP_FLAGS_OFFSET, 1),
+            bitwise(&[TCP_SYN | TCP_RST]),
+            cmp_eq(&[TCP_SYN]),
             expr(
-                "bitwise",
-                Attrs::new()
-                    .be32(NFTA_BITWISE_SREG, NFT_REG_1)
-                    .be32(NFTA_BITWISE_DREG, NFT_REG_1)
-                    .be32(NFTA_BITWISE_LEN, 4)
-                    .nested(NFTA_BITWISE_MASK, data(&subnet.mask().octets()))
-                    .nested(NFTA_BITWISE_XOR, data(&[0; 4])),
+                "rt",
+                Some(
+                    Attrs::new()
+                        .be32(NFTA_RT_DREG, NFT_REG_1)
+                        .be32(NFTA_RT_KEY, NFT_RT_TCPMSS),
+                ),
             ),
-        );
-    }
-    list.nested(
-        NFTA_LIST_ELEM,
-        expr(
-            "cmp",
-            Attrs::new()
-                .be32(NFTA_CMP_SREG, NFT_REG_1)
-                .be32(NFTA_CMP_OP, NFT_CMP_EQ)
-                .nested(NFTA_CMP_DATA, data(&subnet.network().octets())),
-        ),
-    )
-    .nested(NFTA_LIST_ELEM, Attrs::new().string(NFTA_EXPR_NAME, "masq"))
+            expr(
+                "byteorder",
+                Some(
+                    Attrs::new()
+                        .be32(NFTA_BYTEORDER_SREG, NFT_REG_1)
+                        .be32(NFTA_BYTEORDER_DREG, NFT_REG_1)
+                        .be32(NFTA_BYTEORDER_OP, NFT_BYTEORDER_HTON)
+                        .be32(NFTA_BYTEORDER_LEN, 2)
+                        .be32(NFTA_BYTEORDER_SIZE, 2),
+                ),
+            ),
+            expr(
+                "exthdr",
+                Some(
+                    Attrs::new()
+                        .be32(NFTA_EXTHDR_SREG, NFT_REG_1)
+                        .bytes(NFTA_EXTHDR_TYPE, &[TCPOPT_MAXSEG])
+                        .be32(NFTA_EXTHDR_OFFSET, 2)
+                        .be32(NFTA_EXTHDR_LEN, 2)
+                        .be32(NFTA_EXTHDR_OP, NFT_EXTHDR_OP_TCPOPT),
+                ),
+            ),
+        ],
+        NatRule::RedirectDns { protocol, server } => vec![
+            meta(NFT_META_IIFNAME),
+            cmp_eq(IFNAME_PREFIX.as_bytes()),
+            meta(NFT_META_L4PROTO),
+            cmp_eq(&[protocol.number()]),
+            payload(NFT_PAYLOAD_TRANSPORT_HEADER, L4_DPORT_OFFSET, 2),
+            cmp_eq(&DNS_PORT.to_be_bytes()),
+            expr(
+                "immediate",
+                Some(
+                    Attrs::new()
+                        .be32(NFTA_IMMEDIATE_DREG, NFT_REG_1)
+                        .nested(NFTA_IMMEDIATE_DATA, data(&server.octets())),
+                ),
+            ),
+            expr(
+                "nat",
+                Some(
+                    Attrs::new()
+                        .be32(NFTA_NAT_TYPE, NFT_NAT_DNAT)
+                        .be32(NFTA_NAT_FAMILY, NFPROTO_IPV4)
+                        .be32(NFTA_NAT_REG_ADDR_MIN, NFT_REG_1),
+                ),
+            ),
+        ],
+    };
+    exprs
+        .into_iter()
+        .fold(Attrs::new(), |list, e| list.nested(NFTA_LIST_ELEM, e))
 }
 
-fn expr(name: &str, body: Attrs) -> Attrs {
-    Attrs::new()
-        .string(NFTA_EXPR_NAME, name)
-        .nested(NFTA_EXPR_DATA, body)
+fn expr(name: &str, body: Option<Attrs>) -> Attrs {
+    let e = Attrs::new().string(NFTA_EXPR_NAME, name);
+    match body {
+        Some(body) => e.nested(NFTA_EXPR_DATA, body),
+        None => e,
+    }
 }
 
 fn data(value: &[u8]) -> Attrs {
     Attrs::new().bytes(NFTA_DATA_VALUE, value)
 }
 
-/// The subnet of a dumped `ip saddr <subnet> masquerade` rule, or None for any other rule.
-pub fn parse_masquerade(expressions: &[u8]) -> Option<Ipv4Network> {
-    let exprs: Vec<(String, attr::AttrList)> = attr::parse(expressions)
+fn payload(base: u32, offset: u32, len: u32) -> Attrs {
+    expr(
+        "payload",
+        Some(
+            Attrs::new()
+                .be32(NFTA_PAYLOAD_DREG, NFT_REG_1)
+                .be32(NFTA_PAYLOAD_BASE, base)
+                .be32(NFTA_PAYLOAD_OFFSET, offset)
+                .be32(NFTA_PAYLOAD_LEN, len),
+        ),
+    )
+}
+
+fn bitwise(mask: &[u8]) -> Attrs {
+    expr(
+        "bitwise",
+        Some(
+            Attrs::new()
+                .be32(NFTA_BITWISE_SREG, NFT_REG_1)
+                .be32(NFTA_BITWISE_DREG, NFT_REG_1)
+                .be32(NFTA_BITWISE_LEN, mask.len() as u32)
+                .nested(NFTA_BITWISE_MASK, data(mask))
+                .nested(NFTA_BITWISE_XOR, data(&vec![0; mask.len()])),
+        ),
+    )
+}
+
+fn cmp_eq(value: &[u8]) -> Attrs {
+    expr(
+        "cmp",
+        Some(
+            Attrs::new()
+                .be32(NFTA_CMP_SREG, NFT_REG_1)
+                .be32(NFTA_CMP_OP, NFT_CMP_EQ)
+                .nested(NFTA_CMP_DATA, data(value)),
+        ),
+    )
+}
+
+fn meta(key: u32) -> Attrs {
+    expr(
+        "meta",
+        Some(
+            Attrs::new()
+                .be32(NFTA_META_DREG, NFT_REG_1)
+                .be32(NFTA_META_KEY, key),
+        ),
+    )
+}
+
+/// One dumped expression: its name and attributes.
+struct Expr<'a> {
+    name: String,
+    attrs: AttrList<'a>,
+}
+
+impl Expr<'_> {
+    fn be32(&self, kind: u16) -> Option<u32> {
+        attr::get_be32(&self.attrs, kind)
+    }
+
+    fn nested_value(&self, kind: u16) -> Option<&[u8]> {
+        attr::get(&attr::parse(attr::get(&self.attrs, kind)?), NFTA_DATA_VALUE)
+    }
+
+    fn is_payload(&self, base: u32, offset: u32, len: u32) -> bool {
+        self.name == "payload"
+            && self.be32(NFTA_PAYLOAD_BASE) == Some(base)
+            && self.be32(NFTA_PAYLOAD_OFFSET) == Some(offset)
+            && self.be32(NFTA_PAYLOAD_LEN) == Some(len)
+    }
+
+    fn is_cmp_eq(&self, value: &[u8]) -> bool {
+        self.cmp_eq_value() == Some(value)
+    }
+
+    fn cmp_eq_value(&self) -> Option<&[u8]> {
+        (self.name == "cmp" && self.be32(NFTA_CMP_OP) == Some(NFT_CMP_EQ))
+            .then(|| self.nested_value(NFTA_CMP_DATA))?
+    }
+
+    fn is_meta(&self, key: u32) -> bool {
+        self.name == "meta" && self.be32(NFTA_META_KEY) == Some(key)
+    }
+
+    /// The mask of a `(reg & mask) ^ 0` bitwise expression.
+    fn and_mask(&self) -> Option<&[u8]> {
+        let xor = self.nested_value(NFTA_BITWISE_XOR)?;
+        (self.name == "bitwise" && xor.iter().all(|b| *b == 0))
+            .then(|| self.nested_value(NFTA_BITWISE_MASK))?
+    }
+}
+
+/// Which of our rules a dumped `NFTA_RULE_EXPRESSIONS` is, or None for any other rule.
+pub fn parse(expressions: &[u8]) -> Option<NatRule> {
+    let exprs: Vec<Expr> = attr::parse(expressions)
         .into_iter()
         .filter(|(kind, _)| *kind == NFTA_LIST_ELEM)
         .map(|(_, elem)| {
             let fields = attr::parse(elem);
-            let name = attr::get_string(&fields, NFTA_EXPR_NAME).unwrap_or_default();
-            let body = attr::get(&fields, NFTA_EXPR_DATA)
-                .map(attr::parse)
-                .unwrap_or_default();
-            (name, body)
+            Expr {
+                name: attr::get_string(&fields, NFTA_EXPR_NAME).unwrap_or_default(),
+                attrs: attr::get(&fields, NFTA_EXPR_DATA)
+                    .map(attr::parse)
+                    .unwrap_or_default(),
+            }
         })
         .collect();
-    let names: Vec<&str> = exprs.iter().map(|(n, _)| n.as_str()).collect();
-    let (payload, mask, cmp) = match names.as_slice() {
-        ["payload", "bitwise", "cmp", "masq"] => (&exprs[0].1, Some(&exprs[1].1), &exprs[2].1),
-        ["payload", "cmp", "masq"] => (&exprs[0].1, None, &exprs[1].1),
-        _ => return None,
-    };
-    let reads_saddr = attr::get_be32(payload, NFTA_PAYLOAD_BASE) == Some(NFT_PAYLOAD_NETWORK_HEADER)
-        && attr::get_be32(payload, NFTA_PAYLOAD_OFFSET) == Some(IPV4_SADDR_OFFSET)
-        && attr::get_be32(payload, NFTA_PAYLOAD_LEN) == Some(4);
-    if !reads_saddr || attr::get_be32(cmp, NFTA_CMP_OP) != Some(NFT_CMP_EQ) {
+    let names: Vec<&str> = exprs.iter().map(|e| e.name.as_str()).collect();
+    match names.as_slice() {
+        ["payload", "bitwise", "cmp", "masq"] => masquerade(&exprs[0], Some(&exprs[1]), &exprs[2]),
+        ["payload", "cmp", "masq"] => masquerade(&exprs[0], None, &exprs[1]),
+        ["meta", "cmp", "payload", "bitwise", "cmp", "rt", "byteorder", "exthdr"] => {
+            let [l4, tcp, flags, mask, syn, rt, order, exthdr] = exprs.as_slice() else {
+                return None;
+            };
+            let ok = l4.is_meta(NFT_META_L4PROTO)
+                && tcp.is_cmp_eq(&[6])
+                && flags.is_payload(NFT_PAYLOAD_TRANSPORT_HEADER, TCP_FLAGS_OFFSET, 1)
+                && mask.and_mask() == Some(&[TCP_SYN | TCP_RST])
+                && syn.is_cmp_eq(&[TCP_SYN])
+                && rt.be32(NFTA_RT_KEY) == Some(NFT_RT_TCPMSS)
+                && order.be32(NFTA_BYTEORDER_OP) == Some(NFT_BYTEORDER_HTON)
+                && exthdr.be32(NFTA_EXTHDR_OP) == Some(NFT_EXTHDR_OP_TCPOPT)
+                && attr::get(&exthdr.attrs, NFTA_EXTHDR_TYPE) == Some(&[TCPOPT_MAXSEG][..])
+                && exthdr.be32(NFTA_EXTHDR_OFFSET) == Some(2)
+                && exthdr.be32(NFTA_EXTHDR_LEN) == Some(2)
+                && attr::get(&exthdr.attrs, NFTA_EXTHDR_SREG).is_some();
+            ok.then_some(NatRule::ClampMss)
+        }
+        ["meta", "cmp", "meta", "cmp", "payload", "cmp", "immediate", "nat"] => {
+            let [iif, prefix, l4, proto, dport, port, imm, nat] = exprs.as_slice() else {
+                return None;
+            };
+            let protocol = match proto.cmp_eq_value()? {
+                [17] => Protocol::Udp,
+                [6] => Protocol::Tcp,
+                _ => return None,
+            };
+            let server: [u8; 4] = imm.nested_value(NFTA_IMMEDIATE_DATA)?.try_into().ok()?;
+            let ok = iif.is_meta(NFT_META_IIFNAME)
+                && prefix.is_cmp_eq(IFNAME_PREFIX.as_bytes())
+                && l4.is_meta(NFT_META_L4PROTO)
+                && dport.is_payload(NFT_PAYLOAD_TRANSPORT_HEADER, L4_DPORT_OFFSET, 2)
+                && port.is_cmp_eq(&DNS_PORT.to_be_bytes())
+                && nat.be32(NFTA_NAT_TYPE) == Some(NFT_NAT_DNAT)
+                && nat.be32(NFTA_NAT_FAMILY) == Some(NFPROTO_IPV4);
+            ok.then_some(NatRule::RedirectDns {
+                protocol,
+                server: Ipv4Addr::from(server),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn masquerade(payload: &Expr, mask: Option<&Expr>, cmp: &Expr) -> Option<NatRule> {
+    if !payload.is_payload(NFT_PAYLOAD_NETWORK_HEADER, IPV4_SADDR_OFFSET, 4) {
         return None;
     }
     let prefix = match mask {
         None => 32,
         Some(bitwise) => {
-            let xor = nested_value(bitwise, NFTA_BITWISE_XOR)?;
-            if xor.iter().any(|b| *b != 0) {
-                return None;
-            }
-            let mask = u32::from_be_bytes(nested_value(bitwise, NFTA_BITWISE_MASK)?.try_into().ok()?);
+            let mask = u32::from_be_bytes(bitwise.and_mask()?.try_into().ok()?);
             let prefix = mask.leading_ones();
             if mask.checked_shl(prefix).unwrap_or(0) != 0 {
                 return None;
@@ -124,12 +410,10 @@ pub fn parse_masquerade(expressions: &[u8]) -> Option<Ipv4Network> {
             prefix as u8
         }
     };
-    let network: [u8; 4] = nested_value(cmp, NFTA_CMP_DATA)?.try_into().ok()?;
-    Ipv4Network::new(Ipv4Addr::from(network), prefix).ok()
-}
-
-fn nested_value<'a>(attrs: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
-    attr::get(&attr::parse(attr::get(attrs, kind)?), NFTA_DATA_VALUE)
+    let network: [u8; 4] = cmp.cmp_eq_value()?.try_into().ok()?;
+    Ipv4Network::new(Ipv4Addr::from(network), prefix)
+        .ok()
+        .map(NatRule::Masquerade)
 }
 
 #[cfg(test)]
@@ -137,20 +421,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encoded_rules_are_recognised() {
-        for text in ["192.168.97.0/30", "192.168.98.0/24", "10.1.2.3/32"] {
-            let net: Ipv4Network = text.parse().unwrap();
-            let bytes = masquerade_from(net).into_bytes();
-            assert_eq!(parse_masquerade(&bytes), Some(net), "{text}");
+    fn every_rule_we_encode_is_recognised() {
+        let rules = [
+            NatRule::Masquerade("192.168.97.0/30".parse().unwrap()),
+            NatRule::Masquerade("192.168.98.0/24".parse().unwrap()),
+            NatRule::Masquerade("10.1.2.3/32".parse().unwrap()),
+            NatRule::ClampMss,
+            NatRule::RedirectDns {
+                protocol: Protocol::Udp,
+                server: Ipv4Addr::new(10, 96, 0, 10),
+            },
+            NatRule::RedirectDns {
+                protocol: Protocol::Tcp,
+                server: Ipv4Addr::new(10, 96, 0, 10),
+            },
+        ];
+        for rule in rules {
+            assert_eq!(parse(&encode(&rule).into_bytes()), Some(rule), "{rule}");
         }
     }
 
     #[test]
     fn other_rules_are_not_taken_for_ours() {
         let only_masq = Attrs::new()
-            .nested(NFTA_LIST_ELEM, Attrs::new().string(NFTA_EXPR_NAME, "masq"))
+            .nested(NFTA_LIST_ELEM, expr("masq", None))
             .into_bytes();
-        assert_eq!(parse_masquerade(&only_masq), None);
-        assert_eq!(parse_masquerade(&[]), None);
+        assert_eq!(parse(&only_masq), None);
+        assert_eq!(parse(&[]), None);
+        // A redirect of port 54 is not our DNS redirect.
+        let mut bytes = encode(&NatRule::RedirectDns {
+            protocol: Protocol::Udp,
+            server: Ipv4Addr::LOCALHOST,
+        })
+        .into_bytes();
+        let at = bytes
+            .windows(2)
+            .position(|w| w == DNS_PORT.to_be_bytes())
+            .unwrap();
+        bytes[at + 1] = 54;
+        assert_eq!(parse(&bytes), None);
     }
 }

@@ -5,20 +5,65 @@
 mod attr;
 mod expr;
 
+pub use expr::{NatRule, Protocol};
+
 use crate::netlink::socket::{
     frame, NetlinkSocket, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use attr::Attrs;
-use ipnetwork::Ipv4Network;
 use std::io;
 
 pub const TABLE: &str = "cuttlefish_nat";
-pub const CHAIN: &str = "postrouting";
-pub const CHAIN_TYPE: &str = "nat";
-/// NF_INET_POST_ROUTING.
-pub const HOOK_POSTROUTING: u32 = 4;
-/// srcnat, as `cuttlefish-host-resources` uses.
-pub const PRIORITY: i32 = 100;
+
+/// A base chain of our table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainSpec {
+    pub name: &'static str,
+    pub chain_type: &'static str,
+    /// NF_INET_* hook number.
+    pub hook: u32,
+    pub priority: i32,
+}
+
+/// Masquerade, at srcnat as `cuttlefish-host-resources` does.
+pub const POSTROUTING: ChainSpec = ChainSpec {
+    name: "postrouting",
+    chain_type: "nat",
+    hook: 4,
+    priority: 100,
+};
+/// MSS clamping, at the mangle priority.
+pub const FORWARD: ChainSpec = ChainSpec {
+    name: "forward",
+    chain_type: "filter",
+    hook: 2,
+    priority: -150,
+};
+/// DNS redirection, at dstnat.
+pub const PREROUTING: ChainSpec = ChainSpec {
+    name: "prerouting",
+    chain_type: "nat",
+    hook: 0,
+    priority: -100,
+};
+
+impl NatRule {
+    pub fn chain(&self) -> &'static ChainSpec {
+        match self {
+            NatRule::Masquerade(_) => &POSTROUTING,
+            NatRule::ClampMss => &FORWARD,
+            NatRule::RedirectDns { .. } => &PREROUTING,
+        }
+    }
+}
+
+/// The chains `rules` need, in a fixed order.
+pub fn chains_for(rules: &[NatRule]) -> Vec<&'static ChainSpec> {
+    [&PREROUTING, &FORWARD, &POSTROUTING]
+        .into_iter()
+        .filter(|c| rules.iter().any(|r| r.chain() == *c))
+        .collect()
+}
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
@@ -67,8 +112,8 @@ pub struct Chain {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub chain: String,
-    /// Some(subnet) for an `ip saddr <subnet> masquerade` rule, None for anything else.
-    pub masquerade: Option<Ipv4Network>,
+    /// Which of our rules this is; None for any other rule.
+    pub kind: Option<NatRule>,
 }
 
 pub struct NftSocket(NetlinkSocket);
@@ -124,15 +169,15 @@ impl NftSocket {
             }
             table.rules.push(Rule {
                 chain: attr::get_string(&attrs, NFTA_RULE_CHAIN).unwrap_or_default(),
-                masquerade: attr::get(&attrs, NFTA_RULE_EXPRESSIONS).and_then(expr::parse_masquerade),
+                kind: attr::get(&attrs, NFTA_RULE_EXPRESSIONS).and_then(expr::parse),
             });
         }
         Ok(Some(table))
     }
 
-    /// Creates the table (failing if any table of that name exists), its nat chain and one
-    /// masquerade rule per subnet, in one transaction: all of it or nothing.
-    pub fn create(&mut self, comment: &str, subnets: &[(Ipv4Network, String)]) -> io::Result<()> {
+    /// Creates the table (failing if any table of that name exists), the chains `rules` need
+    /// and the rules, each with its comment, in one transaction: all of it or nothing.
+    pub fn create(&mut self, comment: &str, rules: &[(NatRule, String)]) -> io::Result<()> {
         let mut batch = vec![(
             NFT_MSG_NEWTABLE,
             NLM_F_CREATE | NLM_F_EXCL,
@@ -140,28 +185,31 @@ impl NftSocket {
                 .string(NFTA_TABLE_NAME, TABLE)
                 .bytes(NFTA_TABLE_USERDATA, &udata_comment(comment)),
         )];
-        batch.push((
-            NFT_MSG_NEWCHAIN,
-            NLM_F_CREATE | NLM_F_EXCL,
-            Attrs::new()
-                .string(NFTA_CHAIN_TABLE, TABLE)
-                .string(NFTA_CHAIN_NAME, CHAIN)
-                .nested(
-                    NFTA_CHAIN_HOOK,
-                    Attrs::new()
-                        .be32(NFTA_HOOK_HOOKNUM, HOOK_POSTROUTING)
-                        .be32(NFTA_HOOK_PRIORITY, PRIORITY as u32),
-                )
-                .string(NFTA_CHAIN_TYPE, CHAIN_TYPE),
-        ));
-        for (subnet, rule_comment) in subnets {
+        let kinds: Vec<NatRule> = rules.iter().map(|(r, _)| *r).collect();
+        for chain in chains_for(&kinds) {
+            batch.push((
+                NFT_MSG_NEWCHAIN,
+                NLM_F_CREATE | NLM_F_EXCL,
+                Attrs::new()
+                    .string(NFTA_CHAIN_TABLE, TABLE)
+                    .string(NFTA_CHAIN_NAME, chain.name)
+                    .nested(
+                        NFTA_CHAIN_HOOK,
+                        Attrs::new()
+                            .be32(NFTA_HOOK_HOOKNUM, chain.hook)
+                            .be32(NFTA_HOOK_PRIORITY, chain.priority as u32),
+                    )
+                    .string(NFTA_CHAIN_TYPE, chain.chain_type),
+            ));
+        }
+        for (rule, rule_comment) in rules {
             batch.push((
                 NFT_MSG_NEWRULE,
                 NLM_F_CREATE | NLM_F_APPEND,
                 Attrs::new()
                     .string(NFTA_RULE_TABLE, TABLE)
-                    .string(NFTA_RULE_CHAIN, CHAIN)
-                    .nested(NFTA_RULE_EXPRESSIONS, expr::masquerade_from(*subnet))
+                    .string(NFTA_RULE_CHAIN, rule.chain().name)
+                    .nested(NFTA_RULE_EXPRESSIONS, expr::encode(rule))
                     .bytes(NFTA_RULE_USERDATA, &udata_comment(rule_comment)),
             ));
         }

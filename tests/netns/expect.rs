@@ -83,20 +83,51 @@ pub fn objects(pod: &Pod, instances: &[u32], owner: Option<u32>, group: Option<u
 }
 
 /// The masquerade rules of `ip cuttlefish_nat postrouting` as "subnet/len", asserting the
-/// table and chain are exactly what Cuttlefish uses and every rule is `ip saddr X masquerade`.
+/// table holds exactly the chains Cuttlefish plus the default MSS clamping need, and that every
+/// postrouting rule is `ip saddr X masquerade`.
 pub fn nat_rules(pod: &Pod) -> Vec<String> {
     let ruleset = pod.nft();
     let items = ruleset["nftables"].as_array().unwrap();
-    let chain = items.iter().find_map(|i| i.get("chain")).expect("a chain");
-    assert_eq!(chain["family"], "ip");
-    assert_eq!(chain["table"], "cuttlefish_nat");
-    assert_eq!(chain["name"], "postrouting");
-    assert_eq!(chain["type"], "nat");
-    assert_eq!(chain["hook"], "postrouting");
-    assert_eq!(chain["prio"], 100);
-    items
+    let chains: Vec<(String, String, String, i64)> = items
         .iter()
-        .filter_map(|i| i.get("rule"))
+        .filter_map(|i| i.get("chain"))
+        .map(|c| {
+            assert_eq!(c["family"], "ip");
+            assert_eq!(c["table"], "cuttlefish_nat");
+            let text = |k: &str| c[k].as_str().unwrap().to_string();
+            (
+                text("name"),
+                text("type"),
+                text("hook"),
+                c["prio"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let chain = |name: &str, kind: &str, hook: &str, prio: i64| {
+        (name.to_string(), kind.to_string(), hook.to_string(), prio)
+    };
+    assert_eq!(
+        chains,
+        [
+            chain("forward", "filter", "forward", -150),
+            chain("postrouting", "nat", "postrouting", 100)
+        ]
+    );
+    let rules_of = |name: &str| -> Vec<Value> {
+        items
+            .iter()
+            .filter_map(|i| i.get("rule"))
+            .filter(|r| r["chain"] == name)
+            .cloned()
+            .collect()
+    };
+    let forward = rules_of("forward");
+    assert_eq!(forward.len(), 1, "{forward:?}");
+    let clamp = &forward[0]["expr"][1]["mangle"];
+    assert_eq!(clamp["key"]["tcp option"]["name"], "maxseg", "{forward:?}");
+    assert_eq!(clamp["value"]["rt"]["key"], "mtu", "{forward:?}");
+    rules_of("postrouting")
+        .iter()
         .map(|rule| {
             let expr = rule["expr"].as_array().unwrap();
             assert_eq!(expr.len(), 2, "{rule}");

@@ -116,7 +116,8 @@ fn check_names_every_difference() {
         .as_array()
         .unwrap()
         .iter()
-        .find_map(|i| i.get("rule"))
+        .filter_map(|i| i.get("rule"))
+        .find(|r| r["chain"] == "postrouting")
         .unwrap();
     let handle = first_rule["handle"].to_string();
     pod.pod.exec(&[
@@ -136,7 +137,7 @@ fn check_names_every_difference() {
         "ip_forward",
         "cvd-wtap-01 has master none",
         "cvd-wifiap-01 has addresses []",
-        "nat rules",
+        "postrouting rules",
     ] {
         assert!(msg.contains(expected), "{expected:?} missing from {msg}");
     }

@@ -4,6 +4,7 @@
 //! Needs root, iproute2, nftables, util-linux (setpriv) and containernetworking-plugins.
 
 mod access;
+mod cluster;
 mod concurrency;
 mod expect;
 mod faults;

@@ -67,6 +67,16 @@ impl Netns {
         full.extend_from_slice(args);
         sh(&full)
     }
+
+    /// Runs a command in the namespace and returns its stdout, whatever its exit status.
+    pub fn exec_status(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 impl Drop for Netns {
@@ -453,5 +463,97 @@ impl Drop for Pod {
         let _ = self.exec(PLUGIN, "DEL", &conf, &[]);
         let _ = self.exec(&format!("{CNI_BIN_DIR}/ptp"), "DEL", &self.ptp_conf(), &[]);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A process running in a namespace for the length of a test, killed on drop.
+pub struct Background(std::process::Child);
+
+impl Background {
+    pub fn start(netns: &Netns, args: &[&str]) -> Background {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &netns.0])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        Background(child)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something listens on `port` (TCP or UDP) in `netns`.
+pub fn wait_for_listener(netns: &Netns, port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &netns.0,
+                "ss",
+                "-Hltun",
+                &format!("sport = :{port}"),
+            ])
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("nothing listens on port {port} in {}", netns.0);
+}
+
+impl Pod {
+    /// A "guest" with a real TCP/IP stack on the guest side of `cvd-ebr`: a namespace joined to
+    /// the bridge by a veth, 192.168.98.50/24 via 192.168.98.1, MTU 1500 as a Cuttlefish guest.
+    pub fn bridge_guest(&self) -> Netns {
+        let guest = Netns::new("guest", &self.id);
+        let pod = &self.pod.0;
+        sh(&[
+            "ip", "-n", pod, "link", "add", "gst0", "type", "veth", "peer", "name", "eth0", "netns", &guest.0,
+        ]);
+        sh(&["ip", "-n", pod, "link", "set", "gst0", "master", "cvd-ebr", "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &guest.0,
+            "addr",
+            "add",
+            "192.168.98.50/24",
+            "dev",
+            "eth0",
+        ]);
+        sh(&["ip", "-n", &guest.0, "link", "set", "eth0", "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &guest.0,
+            "route",
+            "add",
+            "default",
+            "via",
+            "192.168.98.1",
+        ]);
+        guest
+    }
+
+    /// The pod's own address, as the primary plugin gave it.
+    pub fn ip(&self) -> String {
+        self.prev_result["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
     }
 }

@@ -8,13 +8,19 @@
 //!       through the TAP, answers the host's ARP for GUEST_IP, prints the reply's payload.
 //!   cvd-test-guest reflect ADDR:PORT
 //!       UDP server for one datagram: answers with the source address it saw.
+//!   cvd-test-guest reflect-tcp ADDR:PORT
+//!       TCP server for one connection: writes the source address it saw, closes.
+//!   cvd-test-guest udp-ask ADDR:PORT / tcp-ask ADDR:PORT
+//!       a client of the two above (from an ordinary socket): prints the answer.
+//!   cvd-test-guest tcp-serve ADDR:PORT BYTES / tcp-exchange ADDR:PORT BYTES
+//!       the client sends BYTES bytes, the server reads them and sends BYTES back.
 //!
 //! TUN_DEV is the path of a /dev/net/tun character device (10:200), so tests can use a node
 //! with the mode a stock host has without changing the host's own.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -45,6 +51,17 @@ fn main() -> ExitCode {
             )
         })(),
         ["reflect", addr] => reflect(addr),
+        ["reflect-tcp", addr] => reflect_tcp(addr),
+        ["udp-ask", addr] => udp_ask(addr),
+        ["tcp-ask", addr] => tcp_ask(addr),
+        ["tcp-serve", addr, bytes] => bytes
+            .parse()
+            .map_err(|e| format!("{e}"))
+            .and_then(|n| tcp_serve(addr, n)),
+        ["tcp-exchange", addr, bytes] => bytes
+            .parse()
+            .map_err(|e| format!("{e}"))
+            .and_then(|n| tcp_exchange(addr, n)),
         _ => Err("usage: see the comment at the top of tests/netns/guest/main.rs".into()),
     };
     match outcome {
@@ -232,4 +249,90 @@ fn reflect(addr: &str) -> Result<String, String> {
         .send_to(answer.as_bytes(), from)
         .map_err(|e| format!("send: {e}"))?;
     Ok(answer)
+}
+
+fn reflect_tcp(addr: &str) -> Result<String, String> {
+    let (mut stream, from) = accept_one(addr)?;
+    let answer = format!("peer saw {}", from.ip());
+    stream
+        .write_all(answer.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    Ok(answer)
+}
+
+fn udp_ask(addr: &str) -> Result<String, String> {
+    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    socket
+        .send_to(b"question", addr)
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut buf = [0u8; 1500];
+    let (n, _) = socket
+        .recv_from(&mut buf)
+        .map_err(|e| format!("no reply from {addr}: {e}"))?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+fn tcp_ask(addr: &str) -> Result<String, String> {
+    let mut stream = connect(addr)?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(answer)
+}
+
+fn tcp_serve(addr: &str, bytes: usize) -> Result<String, String> {
+    let (mut stream, _) = accept_one(addr)?;
+    let mut got = vec![0u8; bytes];
+    stream.read_exact(&mut got).map_err(|e| format!("read: {e}"))?;
+    stream.write_all(&got).map_err(|e| format!("write: {e}"))?;
+    Ok(format!("served {bytes} bytes"))
+}
+
+fn tcp_exchange(addr: &str, bytes: usize) -> Result<String, String> {
+    let mut stream = connect(addr)?;
+    let sent: Vec<u8> = (0..bytes).map(|i| i as u8).collect();
+    stream.write_all(&sent).map_err(|e| format!("write: {e}"))?;
+    let mut back = vec![0u8; bytes];
+    stream.read_exact(&mut back).map_err(|e| format!("read: {e}"))?;
+    if back != sent {
+        return Err("the data came back changed".into());
+    }
+    Ok(format!("exchanged {bytes} bytes"))
+}
+
+fn accept_one(addr: &str) -> Result<(TcpStream, std::net::SocketAddr), String> {
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((stream, from)) => {
+                stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+                set_timeouts(&stream)?;
+                return Ok((stream, from));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    }
+}
+
+fn connect(addr: &str) -> Result<TcpStream, String> {
+    let target = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let stream = TcpStream::connect_timeout(&target, TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
+    set_timeouts(&stream)?;
+    Ok(stream)
+}
+
+fn set_timeouts(stream: &TcpStream) -> Result<(), String> {
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())
 }
