@@ -1,10 +1,12 @@
 //! cuttlefish-cni: a chained CNI plugin that builds Android Cuttlefish's host network inside a
 //! pod network namespace. See README.md for the design.
 
+pub mod agent;
 pub mod alloc;
 pub mod check;
 pub mod cni;
 pub mod config;
+pub mod dhcp;
 pub mod error;
 #[cfg(feature = "netns-tests")]
 pub mod fault;

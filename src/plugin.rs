@@ -8,7 +8,7 @@ use crate::kernel::{Kernel, NetnsKernel};
 use crate::mark::Owner;
 use crate::netns::{Netns, OpenError};
 use crate::plan::Plan;
-use crate::{check, instances, logger, result, setup, teardown};
+use crate::{check, dhcp, instances, logger, result, setup, teardown};
 use serde_json::{Map, Value};
 
 /// What the invocation prints on stdout on success (GC and DEL print nothing).
@@ -74,7 +74,16 @@ fn add(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<Valu
     let owner = Owner::of(attachment);
     let built = netns.run(|| {
         let mut kernel = open_kernel(netns_path)?;
-        setup::build(&mut kernel, &plan, &owner, &settings)
+        let links = setup::build(&mut kernel, &plan, &owner, &settings)?;
+        if let Some(dhcp) = &conf.dhcp {
+            if let Err(e) = dhcp::register(conf, dhcp, attachment, netns_path, &plan) {
+                if let Err(cleanup) = teardown::remove(&mut kernel, &owner) {
+                    log::error!("rolling back the ADD the DHCP agent did not take: {cleanup}");
+                }
+                return Err(e);
+            }
+        }
+        Ok(links)
     });
     match built {
         Ok(links) => Ok(result::with_our_interfaces(
@@ -102,10 +111,13 @@ fn check(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<()
     let netns = open_pod_netns(netns_path)?;
     let plan = Plan::new(&instances::current(conf, attachment)?);
     let owner = Owner::of(attachment);
-    let diffs = netns.run(|| {
+    let mut diffs = netns.run(|| {
         let mut kernel = open_kernel(netns_path)?;
         check::differences(&mut kernel, &plan, &owner)
     })?;
+    if let Some(dhcp) = &conf.dhcp {
+        diffs.extend(dhcp::check(conf, dhcp, attachment));
+    }
     if diffs.is_empty() {
         Ok(())
     } else {
@@ -129,6 +141,9 @@ fn open_kernel(netns: &str) -> Result<impl Kernel> {
 /// releases its instance numbers, and succeeds when the netns is already gone.
 fn del(conf: &NetConf, netns_path: Option<&str>, attachment: &Attachment) -> Result<()> {
     let in_netns = remove_from_netns(netns_path, &Owner::of(attachment));
+    if let Some(dhcp) = &conf.dhcp {
+        dhcp::unregister(conf, dhcp, attachment);
+    }
     let released = instances::release(conf, attachment);
     in_netns.and(released)
 }
@@ -161,6 +176,9 @@ fn remove_from_netns(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
 /// no longer valid.
 fn gc(conf: &NetConf) -> Result<()> {
     conf.version.require(Version::V1_1_0, "GC")?;
+    if let (Some(dhcp), Some(valid)) = (&conf.dhcp, &conf.valid_attachments) {
+        dhcp::collect(conf, dhcp, valid);
+    }
     instances::collect(conf)
 }
 

@@ -69,6 +69,17 @@ pub struct AllocationConfig {
 }
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/cuttlefish-cni";
+pub const DEFAULT_AGENT_SOCKET: &str = "/run/cuttlefish-cni/agent.sock";
+/// What Cuttlefish's dnsmasq hands out (`dns_servers` in cuttlefish-host-resources).
+pub const DEFAULT_DHCP_DNS: [Ipv4Addr; 2] = [Ipv4Addr::new(8, 8, 8, 8), Ipv4Addr::new(8, 8, 4, 4)];
+
+/// DHCP on the bridges through the node agent (`dhcp: true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpConfig {
+    pub agent_socket: PathBuf,
+    /// The DNS servers option the agent hands out (`dnsServers`).
+    pub dns: Vec<Ipv4Addr>,
+}
 
 /// What to build for one pod: instance numbers known, overrides applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +112,7 @@ pub struct NetConf {
     pub selected: bool,
     pub request: Request,
     pub allocation: AllocationConfig,
+    pub dhcp: Option<DhcpConfig>,
     pub log: LogSettings,
     pub prev_result: Option<Map<String, Value>>,
     /// Attachments a GC call says are still valid (`cni.dev/valid-attachments`).
@@ -125,7 +137,7 @@ const SPEC_KEYS: [&str; 13] = [
     "disableCheck",
     "disableGC",
 ];
-const PLUGIN_KEYS: [&str; 11] = [
+const PLUGIN_KEYS: [&str; 14] = [
     "instances",
     "baseInstance",
     "tapOwner",
@@ -137,6 +149,9 @@ const PLUGIN_KEYS: [&str; 11] = [
     "dataDir",
     "clampMss",
     "dnsRedirect",
+    "dhcp",
+    "agentSocket",
+    "dnsServers",
 ];
 
 /// Reads only `cniVersion`, for VERSION and for the version of an early error.
@@ -208,6 +223,7 @@ impl NetConf {
             }
         };
         let allocation = allocation_config(&root)?;
+        let dhcp = dhcp_config(&root)?;
         let mut request = request(&root, &channels, &allocation)?;
         request.dns_redirect = dns_redirect(&root, runtime_config, invocation)?;
         let log = log_settings(&root)?;
@@ -232,6 +248,7 @@ impl NetConf {
             selected: select == Select::All || channels.pod_asks(),
             request,
             allocation,
+            dhcp,
             log,
             prev_result,
             valid_attachments,
@@ -397,6 +414,38 @@ fn dns_redirect(
         ));
     }
     Ok(first_v4)
+}
+
+fn dhcp_config(root: &Map<String, Value>) -> Result<Option<DhcpConfig>, Error> {
+    match root.get("dhcp") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::Bool(true)) => {}
+        Some(other) => return Err(Error::invalid("dhcp", other, "must be true or false")),
+    }
+    let agent_socket = match root.get("agentSocket") {
+        None | Some(Value::Null) => PathBuf::from(DEFAULT_AGENT_SOCKET),
+        Some(Value::String(s)) if s.starts_with('/') && !s.contains('\0') => PathBuf::from(s),
+        Some(other) => return Err(Error::invalid("agentSocket", other, "must be an absolute path")),
+    };
+    let dns = match root.get("dnsServers") {
+        None | Some(Value::Null) => DEFAULT_DHCP_DNS.to_vec(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(|t| t.parse::<Ipv4Addr>().ok())
+                    .ok_or_else(|| Error::invalid("dnsServers", v, "must be a list of IPv4 addresses"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(Error::invalid(
+                "dnsServers",
+                other,
+                "must be a list of IPv4 addresses",
+            ))
+        }
+    };
+    Ok(Some(DhcpConfig { agent_socket, dns }))
 }
 
 fn allocation_config(root: &Map<String, Value>) -> Result<AllocationConfig, Error> {

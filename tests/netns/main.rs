@@ -6,6 +6,7 @@
 mod access;
 mod cluster;
 mod concurrency;
+mod dhcp;
 mod expect;
 mod faults;
 mod input;

@@ -93,7 +93,10 @@ impl Drop for Netns {
                 );
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .stderr(Stdio::null())
+            .status();
         // A node's host-local leases and instance allocations (see Pod::ipam_dir, alloc_dir).
         for suffix in ["ipam", "alloc"] {
             let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{}-{suffix}", self.0)));
@@ -467,7 +470,7 @@ impl Drop for Pod {
 }
 
 /// A process running in a namespace for the length of a test, killed on drop.
-pub struct Background(std::process::Child);
+pub struct Background(pub std::process::Child);
 
 impl Background {
     pub fn start(netns: &Netns, args: &[&str]) -> Background {
@@ -516,12 +519,7 @@ impl Pod {
     /// A "guest" with a real TCP/IP stack on the guest side of `cvd-ebr`: a namespace joined to
     /// the bridge by a veth, 192.168.98.50/24 via 192.168.98.1, MTU 1500 as a Cuttlefish guest.
     pub fn bridge_guest(&self) -> Netns {
-        let guest = Netns::new("guest", &self.id);
-        let pod = &self.pod.0;
-        sh(&[
-            "ip", "-n", pod, "link", "add", "gst0", "type", "veth", "peer", "name", "eth0", "netns", &guest.0,
-        ]);
-        sh(&["ip", "-n", pod, "link", "set", "gst0", "master", "cvd-ebr", "up"]);
+        let guest = self.guest_on("cvd-ebr", "g0");
         sh(&[
             "ip",
             "-n",
@@ -532,7 +530,6 @@ impl Pod {
             "dev",
             "eth0",
         ]);
-        sh(&["ip", "-n", &guest.0, "link", "set", "eth0", "up"]);
         sh(&[
             "ip",
             "-n",
@@ -543,6 +540,19 @@ impl Pod {
             "via",
             "192.168.98.1",
         ]);
+        guest
+    }
+
+    /// A guest namespace joined to `bridge` by a veth (`tag` names it), with no address yet.
+    pub fn guest_on(&self, bridge: &str, tag: &str) -> Netns {
+        let guest = Netns::new(&format!("guest-{tag}"), &self.id);
+        let pod = &self.pod.0;
+        let port = format!("{tag}-port");
+        sh(&[
+            "ip", "-n", pod, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &guest.0,
+        ]);
+        sh(&["ip", "-n", pod, "link", "set", &port, "master", bridge, "up"]);
+        sh(&["ip", "-n", &guest.0, "link", "set", "eth0", "up"]);
         guest
     }
 

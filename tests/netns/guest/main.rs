@@ -12,6 +12,11 @@
 //!       TCP server for one connection: writes the source address it saw, closes.
 //!   cvd-test-guest udp-ask ADDR:PORT / tcp-ask ADDR:PORT
 //!       a client of the two above (from an ordinary socket): prints the answer.
+//!   cvd-test-guest dhcp-flood COUNT
+//!       broadcasts up to COUNT DHCP DISCOVERs with random MACs, one at a time, until five go
+//!       unanswered; prints how many distinct addresses were offered.
+//!   cvd-test-guest garbage ADDR:PORT COUNT
+//!       sends COUNT datagrams that are not DHCP.
 //!   cvd-test-guest tcp-serve ADDR:PORT BYTES / tcp-exchange ADDR:PORT BYTES
 //!       the client sends BYTES bytes, the server reads them and sends BYTES back.
 //!
@@ -51,6 +56,11 @@ fn main() -> ExitCode {
             )
         })(),
         ["reflect", addr] => reflect(addr),
+        ["dhcp-flood", count] => count.parse().map_err(|e| format!("{e}")).and_then(dhcp_flood),
+        ["garbage", addr, count] => count
+            .parse()
+            .map_err(|e| format!("{e}"))
+            .and_then(|n| garbage(addr, n)),
         ["reflect-tcp", addr] => reflect_tcp(addr),
         ["udp-ask", addr] => udp_ask(addr),
         ["tcp-ask", addr] => tcp_ask(addr),
@@ -335,4 +345,71 @@ fn set_timeouts(stream: &TcpStream) -> Result<(), String> {
         .set_read_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())
+}
+
+fn dhcp_flood(count: u32) -> Result<String, String> {
+    use dhcproto::v4::{DhcpOption, Message, MessageType};
+    use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+    let socket = UdpSocket::bind("0.0.0.0:68").map_err(|e| format!("bind :68: {e}"))?;
+    socket.set_broadcast(true).map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(|e| e.to_string())?;
+    let mut seed = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    let mut offers = std::collections::HashSet::new();
+    let mut misses = 0;
+    let mut buf = [0u8; 1500];
+    // One DISCOVER at a time, each waiting for its OFFER: a burst would only measure socket
+    // buffers. Five unanswered DISCOVERs in a row mean the pool is full.
+    for _ in 0..count {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mac = [
+            0x02,
+            (seed >> 8) as u8,
+            (seed >> 16) as u8,
+            (seed >> 24) as u8,
+            (seed >> 32) as u8,
+            (seed >> 40) as u8,
+        ];
+        let xid = (seed >> 16) as u32;
+        let unspec = Ipv4Addr::UNSPECIFIED;
+        let mut discover = Message::new_with_id(xid, unspec, unspec, unspec, unspec, &mac);
+        discover
+            .opts_mut()
+            .insert(DhcpOption::MessageType(MessageType::Discover));
+        let mut bytes = Vec::new();
+        discover
+            .encode(&mut Encoder::new(&mut bytes))
+            .map_err(|e| e.to_string())?;
+        socket
+            .send_to(&bytes, "255.255.255.255:67")
+            .map_err(|e| format!("send: {e}"))?;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut answered = false;
+        while !answered && Instant::now() < deadline {
+            let Ok(n) = socket.recv(&mut buf) else { continue };
+            if let Ok(m) = Message::decode(&mut Decoder::new(&buf[..n])) {
+                if m.xid() == xid && m.opts().msg_type() == Some(MessageType::Offer) {
+                    answered = offers.insert(m.yiaddr());
+                }
+            }
+        }
+        misses = if answered { 0 } else { misses + 1 };
+        if misses == 5 {
+            break;
+        }
+    }
+    Ok(format!("{} offers", offers.len()))
+}
+
+fn garbage(addr: &str, count: u32) -> Result<String, String> {
+    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    socket.set_broadcast(true).map_err(|e| e.to_string())?;
+    for i in 0..count {
+        let junk: Vec<u8> = (0..(i % 300) as u8).collect();
+        socket.send_to(&junk, addr).map_err(|e| format!("send: {e}"))?;
+    }
+    Ok(format!("sent {count}"))
 }

@@ -1,0 +1,10 @@
+//! `cuttlefish-cni-agent`: DHCP on `cvd-ebr` and `cvd-wbr` of the pods that ask for it, the job
+//! dnsmasq does on a bare-metal Cuttlefish host. A one-shot CNI plugin cannot host a server and
+//! the CVD container must not need NET_ADMIN, so a node daemon serves every pod, the way the
+//! reference `dhcp` plugin's daemon serves clients.
+
+pub mod client;
+pub mod daemon;
+pub mod pool;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,351 @@
+//! The DHCP server of one pod bridge. It runs on its own thread, which enters the pod netns
+//! once: its socket is then bound to that namespace and, with SO_BINDTODEVICE, to that bridge,
+//! so it never hears or answers anything outside the pod's bridge.
+
+use super::pool::{Mac, Pool, LEASE_TIME};
+use super::protocol::BridgeSpec;
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SERVER_PORT: u16 = 67;
+const CLIENT_PORT: u16 = 68;
+/// How often the server looks at its stop flag.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Counters shared by every server of the agent.
+#[derive(Default)]
+pub struct Counters {
+    pub leases_given: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// A running server; dropping the stop flag's last holder does not stop it, `stop` does.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub leases_active: Arc<AtomicUsize>,
+}
+
+impl Running {
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts serving `bridge` in the netns at `netns`. Fails if the socket cannot be set up.
+pub fn start(
+    netns: &str,
+    bridge: &BridgeSpec,
+    dns: &[Ipv4Addr],
+    counters: Arc<Counters>,
+) -> std::io::Result<Running> {
+    let netns_file = std::fs::File::open(netns)?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let leases_active = Arc::new(AtomicUsize::new(0));
+    let mut server = Server {
+        bridge: bridge.clone(),
+        dns: dns.to_vec(),
+        pool: Pool::for_gateway(bridge.gateway),
+        counters,
+        leases_active: leases_active.clone(),
+    };
+    let thread_stop = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let socket = setns(&netns_file, CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)
+            .and_then(|()| bind(&server.bridge.name));
+        match socket {
+            Ok(socket) => {
+                let _ = ready_tx.send(Ok(()));
+                server.serve(&socket, &thread_stop);
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        }
+    });
+    ready_rx
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("DHCP server thread died")))?;
+    Ok(Running {
+        stop,
+        thread: Some(thread),
+        leases_active,
+    })
+}
+
+/// UDP port 67 on one device: SO_BINDTODEVICE so that each bridge has its own socket and
+/// nothing else reaches it; SO_REUSEADDR because the pod's two bridges both bind 0.0.0.0:67.
+fn bind(device: &str) -> std::io::Result<UdpSocket> {
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    socket::setsockopt(&fd, sockopt::Broadcast, &true)?;
+    socket::setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(device))?;
+    socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT)),
+    )?;
+    let socket = UdpSocket::from(fd);
+    socket.set_read_timeout(Some(POLL))?;
+    Ok(socket)
+}
+
+struct Server {
+    bridge: BridgeSpec,
+    dns: Vec<Ipv4Addr>,
+    pool: Pool,
+    counters: Arc<Counters>,
+    leases_active: Arc<AtomicUsize>,
+}
+
+impl Server {
+    fn serve(&mut self, socket: &UdpSocket, stop: &AtomicBool) {
+        let mut buf = [0u8; 1500];
+        while !stop.load(Ordering::Relaxed) {
+            let n = match socket.recv_from(&mut buf) {
+                Ok((n, _)) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    log::warn!("DHCP on {}: {e}", self.bridge.name);
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            if let Some((reply, to)) = self.answer(&buf[..n], Instant::now()) {
+                if let Err(e) = socket.send_to(&reply, to) {
+                    log::warn!("DHCP on {}: sending to {to}: {e}", self.bridge.name);
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // After every datagram: a RELEASE frees a lease and gets no reply.
+            self.leases_active
+                .store(self.pool.active(Instant::now()), Ordering::Relaxed);
+        }
+    }
+
+    /// The reply to one datagram and where to send it, or None (not for us, malformed, or no
+    /// address left to offer).
+    fn answer(&mut self, datagram: &[u8], now: Instant) -> Option<(Vec<u8>, SocketAddrV4)> {
+        let Ok(request) = Message::decode(&mut Decoder::new(datagram)) else {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            log::debug!(
+                "DHCP on {}: undecodable datagram of {} bytes",
+                self.bridge.name,
+                datagram.len()
+            );
+            return None;
+        };
+        let mac: Mac = request.chaddr().get(..6)?.try_into().ok()?;
+        if request.opcode() != Opcode::BootRequest || request.hlen() != 6 {
+            return None;
+        }
+        let server_id = match request.opts().get(OptionCode::ServerIdentifier) {
+            Some(DhcpOption::ServerIdentifier(id)) => Some(*id),
+            _ => None,
+        };
+        if server_id.is_some_and(|id| id != self.bridge.gateway) {
+            // The client chose another server's offer.
+            self.pool
+                .release(mac, requested(&request).unwrap_or(Ipv4Addr::UNSPECIFIED));
+            return None;
+        }
+        match request.opts().msg_type()? {
+            MessageType::Discover => {
+                let address = self.pool.offer(mac, requested(&request), now)?;
+                Some(self.reply(&request, MessageType::Offer, address))
+            }
+            MessageType::Request => {
+                let address = requested(&request).unwrap_or(request.ciaddr());
+                if self.pool.request(mac, address, now) {
+                    self.counters.leases_given.fetch_add(1, Ordering::Relaxed);
+                    Some(self.reply(&request, MessageType::Ack, address))
+                } else {
+                    Some(self.reply(&request, MessageType::Nak, Ipv4Addr::UNSPECIFIED))
+                }
+            }
+            MessageType::Release | MessageType::Decline => {
+                self.pool
+                    .release(mac, requested(&request).unwrap_or(request.ciaddr()));
+                None
+            }
+            MessageType::Inform => Some(self.reply(&request, MessageType::Ack, Ipv4Addr::UNSPECIFIED)),
+            _ => None,
+        }
+    }
+
+    fn reply(&self, request: &Message, kind: MessageType, yiaddr: Ipv4Addr) -> (Vec<u8>, SocketAddrV4) {
+        let mut reply = Message::new_with_id(
+            request.xid(),
+            Ipv4Addr::UNSPECIFIED,
+            yiaddr,
+            Ipv4Addr::UNSPECIFIED,
+            request.giaddr(),
+            request.chaddr(),
+        );
+        reply.set_opcode(Opcode::BootReply).set_flags(request.flags());
+        let opts = reply.opts_mut();
+        opts.insert(DhcpOption::MessageType(kind));
+        opts.insert(DhcpOption::ServerIdentifier(self.bridge.gateway));
+        if kind != MessageType::Nak {
+            let is_inform = yiaddr.is_unspecified();
+            if !is_inform {
+                opts.insert(DhcpOption::AddressLeaseTime(LEASE_TIME.as_secs() as u32));
+            }
+            opts.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)));
+            opts.insert(DhcpOption::Router(vec![self.bridge.gateway]));
+            if !self.dns.is_empty() {
+                opts.insert(DhcpOption::DomainNameServer(self.dns.clone()));
+            }
+        }
+        let mut bytes = Vec::new();
+        reply
+            .encode(&mut Encoder::new(&mut bytes))
+            .expect("encoding into a Vec cannot fail");
+        // A client with an address (renewing, INFORM) gets a unicast; one without gets a
+        // broadcast on the bridge, which reaches it whatever its link state.
+        let to = match request.ciaddr() {
+            ciaddr if !ciaddr.is_unspecified() && kind != MessageType::Nak => ciaddr,
+            _ => Ipv4Addr::BROADCAST,
+        };
+        (bytes, SocketAddrV4::new(to, CLIENT_PORT))
+    }
+}
+
+fn requested(request: &Message) -> Option<Ipv4Addr> {
+    match request.opts().get(OptionCode::RequestedIpAddress) {
+        Some(DhcpOption::RequestedIpAddress(address)) => Some(*address),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> Server {
+        Server {
+            bridge: BridgeSpec {
+                name: "cvd-ebr".into(),
+                gateway: Ipv4Addr::new(192, 168, 98, 1),
+            },
+            dns: vec![Ipv4Addr::new(8, 8, 8, 8), Ipv4Addr::new(8, 8, 4, 4)],
+            pool: Pool::for_gateway(Ipv4Addr::new(192, 168, 98, 1)),
+            counters: Arc::new(Counters::default()),
+            leases_active: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn client_message(kind: MessageType, mac: u8, opts: Vec<DhcpOption>) -> Vec<u8> {
+        let unspec = Ipv4Addr::UNSPECIFIED;
+        let mut m = Message::new_with_id(7, unspec, unspec, unspec, unspec, &[2, 0, 0, 0, 0, mac]);
+        m.opts_mut().insert(DhcpOption::MessageType(kind));
+        for o in opts {
+            m.opts_mut().insert(o);
+        }
+        let mut bytes = Vec::new();
+        m.encode(&mut Encoder::new(&mut bytes)).unwrap();
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Message {
+        Message::decode(&mut Decoder::new(bytes)).unwrap()
+    }
+
+    #[test]
+    fn discover_request_gives_a_lease_with_cuttlefish_options() {
+        let mut s = server();
+        let now = Instant::now();
+        let (offer, to) = s
+            .answer(&client_message(MessageType::Discover, 1, vec![]), now)
+            .unwrap();
+        let offer = decode(&offer);
+        assert_eq!(offer.opts().msg_type(), Some(MessageType::Offer));
+        assert_eq!(offer.yiaddr(), Ipv4Addr::new(192, 168, 98, 2));
+        assert_eq!(to, SocketAddrV4::new(Ipv4Addr::BROADCAST, 68));
+        let request = client_message(
+            MessageType::Request,
+            1,
+            vec![
+                DhcpOption::RequestedIpAddress(offer.yiaddr()),
+                DhcpOption::ServerIdentifier(Ipv4Addr::new(192, 168, 98, 1)),
+            ],
+        );
+        let ack = decode(&s.answer(&request, now).unwrap().0);
+        assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+        assert_eq!(
+            ack.opts().get(OptionCode::AddressLeaseTime),
+            Some(&DhcpOption::AddressLeaseTime(3600))
+        );
+        assert_eq!(
+            ack.opts().get(OptionCode::Router),
+            Some(&DhcpOption::Router(vec![Ipv4Addr::new(192, 168, 98, 1)]))
+        );
+        assert_eq!(
+            ack.opts().get(OptionCode::DomainNameServer),
+            Some(&DhcpOption::DomainNameServer(vec![
+                Ipv4Addr::new(8, 8, 8, 8),
+                Ipv4Addr::new(8, 8, 4, 4)
+            ]))
+        );
+        assert_eq!(s.counters.leases_given.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn another_clients_address_is_refused_and_garbage_is_counted() {
+        let mut s = server();
+        let now = Instant::now();
+        let taken = Ipv4Addr::new(192, 168, 98, 2);
+        assert!(s.pool.request([2, 0, 0, 0, 0, 1], taken, now));
+        let nak = s.answer(
+            &client_message(
+                MessageType::Request,
+                2,
+                vec![DhcpOption::RequestedIpAddress(taken)],
+            ),
+            now,
+        );
+        assert_eq!(decode(&nak.unwrap().0).opts().msg_type(), Some(MessageType::Nak));
+        assert!(s.answer(&[1, 2, 3], now).is_none());
+        assert_eq!(s.counters.errors.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_request_for_another_server_releases_our_offer() {
+        let mut s = server();
+        let now = Instant::now();
+        s.answer(&client_message(MessageType::Discover, 1, vec![]), now)
+            .unwrap();
+        let elsewhere = client_message(
+            MessageType::Request,
+            1,
+            vec![
+                DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 1)),
+                DhcpOption::RequestedIpAddress(Ipv4Addr::new(192, 168, 98, 2)),
+            ],
+        );
+        assert!(s.answer(&elsewhere, now).is_none());
+        assert_eq!(s.pool.active(now), 0);
+    }
+}

@@ -1,0 +1,92 @@
+//! The plugin's dealings with the DHCP node agent for a pod whose conflist entry sets
+//! `dhcp: true`: ADD registers the pod's bridges, DEL and GC unregister, CHECK asks.
+
+use crate::agent::client;
+use crate::agent::protocol::{AttachmentRef, BridgeSpec, Registration, Request};
+use crate::cni::Attachment;
+use crate::config::{DhcpConfig, NetConf};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+
+/// ADD: asks the agent to serve the pod's bridges. An unreachable agent is code 11: the node
+/// agent may be starting, and the runtime will try again.
+pub fn register(
+    conf: &NetConf,
+    dhcp: &DhcpConfig,
+    attachment: &Attachment,
+    netns: &str,
+    plan: &Plan,
+) -> Result<()> {
+    let registration = Registration {
+        network: conf.name.clone(),
+        container_id: attachment.container_id.clone(),
+        ifname: attachment.ifname.clone(),
+        netns: netns.to_string(),
+        bridges: plan
+            .bridges
+            .iter()
+            .map(|b| BridgeSpec {
+                name: b.name.to_string(),
+                gateway: b.address.address,
+            })
+            .collect(),
+        dns: dhcp.dns.clone(),
+    };
+    let response =
+        client::call(&dhcp.agent_socket, &Request::Register(registration)).map_err(Error::TryAgainLater)?;
+    match response.ok {
+        true => Ok(()),
+        false => Err(Error::Io(format!(
+            "the DHCP agent at {} refused the pod: {}",
+            dhcp.agent_socket.display(),
+            response.error.unwrap_or_default()
+        ))),
+    }
+}
+
+/// DEL: best effort; a DEL never fails because the agent is away (its sweep drops pods whose
+/// netns is gone, and GC drops the rest).
+pub fn unregister(conf: &NetConf, dhcp: &DhcpConfig, attachment: &Attachment) {
+    let request = Request::Unregister {
+        network: conf.name.clone(),
+        attachment: reference(attachment),
+    };
+    if let Err(e) = client::call(&dhcp.agent_socket, &request) {
+        log::warn!("DEL could not tell the DHCP agent: {e}");
+    }
+}
+
+/// GC: the agent drops this network's registrations of attachments that are not valid.
+pub fn collect(conf: &NetConf, dhcp: &DhcpConfig, valid: &[Attachment]) {
+    let request = Request::Gc {
+        network: conf.name.clone(),
+        valid: valid.iter().map(reference).collect(),
+    };
+    if let Err(e) = client::call(&dhcp.agent_socket, &request) {
+        log::warn!("GC could not tell the DHCP agent: {e}");
+    }
+}
+
+/// CHECK: the difference, if the agent does not serve this attachment.
+pub fn check(conf: &NetConf, dhcp: &DhcpConfig, attachment: &Attachment) -> Option<String> {
+    let status = match client::call(&dhcp.agent_socket, &Request::Status) {
+        Ok(response) => response.status.unwrap_or_default(),
+        Err(e) => return Some(e),
+    };
+    let served = status.pods.iter().any(|p| {
+        p.network == conf.name && p.container_id == attachment.container_id && p.ifname == attachment.ifname
+    });
+    (!served).then(|| {
+        format!(
+            "the DHCP agent at {} does not serve this pod",
+            dhcp.agent_socket.display()
+        )
+    })
+}
+
+fn reference(attachment: &Attachment) -> AttachmentRef {
+    AttachmentRef {
+        container_id: attachment.container_id.clone(),
+        ifname: attachment.ifname.clone(),
+    }
+}

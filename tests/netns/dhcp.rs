@@ -1,0 +1,307 @@
+//! DHCP on the pod bridges from the node agent, checked with a real DHCP client (busybox
+//! udhcpc) in guest namespaces joined to `cvd-ebr` and `cvd-wbr`: the pod's containers need no
+//! capability for any of it.
+
+use crate::support::{sh, Background, Netns, Pod, GUEST, PLUGIN};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_cuttlefish-cni-agent");
+
+/// A cuttlefish-cni-agent we started, with its socket and state under a directory of ours.
+struct Agent {
+    process: Option<Background>,
+    dir: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: PathBuf) -> Agent {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut agent = Agent { process: None, dir };
+        agent.restart();
+        agent
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("agent.sock")
+    }
+
+    /// (Re)starts the agent process (ours, killed by PID) on the same state directory.
+    fn restart(&mut self) {
+        self.process = None;
+        let child = Command::new(AGENT)
+            .args([
+                "--socket",
+                self.socket().to_str().unwrap(),
+                "--state-dir",
+                self.dir.join("state").to_str().unwrap(),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.process = Some(Background(child));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.status().is_none() {
+            assert!(Instant::now() < deadline, "the agent did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn status(&self) -> Option<Value> {
+        let out = Command::new(AGENT)
+            .args(["status", "--socket", self.socket().to_str().unwrap()])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+}
+
+fn dhcp_conf(pod: &Pod, agent: &Agent) -> Value {
+    pod.conf(json!({"dhcp": true, "agentSocket": agent.socket(), "dnsServers": ["10.96.0.10", "10.96.0.11"]}))
+}
+
+/// A udhcpc hook that records each event and configures the address like a guest would.
+fn hook(pod: &Pod, tag: &str) -> (PathBuf, PathBuf) {
+    let script = pod.dir.join(format!("udhcpc-{tag}.sh"));
+    let events = pod.dir.join(format!("udhcpc-{tag}.log"));
+    let body = format!(
+        "#!/bin/sh\necho \"$1 ip=$ip mask=$subnet router=$router dns=$dns lease=$lease\" >> {}\n\
+         case $1 in bound|renew) ip addr replace $ip/24 dev $interface ;; deconfig) ip addr flush dev $interface ;; esac\n",
+        events.display()
+    );
+    std::fs::write(&script, body).unwrap();
+    sh(&["chmod", "0755", script.to_str().unwrap()]);
+    (script, events)
+}
+
+fn wait_for_event(events: &PathBuf, kind: &str, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = std::fs::read_to_string(events).unwrap_or_default();
+        let matching: Vec<&str> = log.lines().filter(|l| l.starts_with(kind)).collect();
+        if matching.len() >= count {
+            return matching[count - 1].to_string();
+        }
+        assert!(Instant::now() < deadline, "no {kind} event #{count}; log: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// udhcpc in `guest` for one lease, in the foreground; returns the `bound` line.
+fn one_lease(pod: &Pod, guest: &Netns, tag: &str) -> String {
+    let (script, events) = hook(pod, tag);
+    guest.exec(&[
+        "busybox",
+        "udhcpc",
+        "-i",
+        "eth0",
+        "-f",
+        "-q",
+        "-n",
+        "-t",
+        "5",
+        "-T",
+        "1",
+        "-s",
+        script.to_str().unwrap(),
+    ]);
+    wait_for_event(&events, "bound", 1)
+}
+
+fn signal(process: &Background, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(process.0.id() as i32), signal).unwrap();
+}
+
+#[test]
+fn guests_get_leases_on_both_bridges_that_renew_release_and_survive_an_agent_restart() {
+    let pod = Pod::new("1.1.0");
+    let mut agent = Agent::start(pod.dir.join("agent"));
+    pod.plugin("ADD", &dhcp_conf(&pod, &agent)).assert_ok();
+    pod.plugin("CHECK", &dhcp_conf(&pod, &agent)).assert_ok();
+
+    let ebr = pod.guest_on("cvd-ebr", "e");
+    let bound = one_lease(&pod, &ebr, "e1");
+    assert!(
+        bound.contains("ip=192.168.98.2 mask=255.255.255.0 router=192.168.98.1"),
+        "{bound}"
+    );
+    assert!(bound.contains("dns=10.96.0.10 10.96.0.11 lease=3600"), "{bound}");
+    let wbr = pod.guest_on("cvd-wbr", "w");
+    assert!(
+        one_lease(&pod, &wbr, "w1").contains("ip=192.168.96.2 "),
+        "the Wi-Fi bridge has its own pool"
+    );
+
+    // A long-running client: renew (SIGUSR1) and release (SIGUSR2), before and after a restart.
+    let (script, events) = hook(&pod, "e2");
+    let client = Background::start(
+        &ebr,
+        &[
+            "busybox",
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-f",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-s",
+            script.to_str().unwrap(),
+        ],
+    );
+    let bound = wait_for_event(&events, "bound", 1);
+    signal(&client, nix::sys::signal::Signal::SIGUSR1);
+    let renewed = wait_for_event(&events, "renew", 1);
+    assert_eq!(
+        renewed.split_whitespace().nth(1),
+        bound.split_whitespace().nth(1),
+        "renewal keeps the address"
+    );
+
+    agent.restart();
+    assert_eq!(
+        agent.status().unwrap()["pods_served"],
+        1,
+        "a restarted agent serves the pod again"
+    );
+    signal(&client, nix::sys::signal::Signal::SIGUSR1);
+    let renewed = wait_for_event(&events, "renew", 2);
+    assert_eq!(
+        renewed.split_whitespace().nth(1),
+        bound.split_whitespace().nth(1),
+        "after the restart"
+    );
+    let before = agent.status().unwrap()["leases_active"].as_u64().unwrap();
+    signal(&client, nix::sys::signal::Signal::SIGUSR2);
+    wait_for_event(&events, "deconfig", 2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agent.status().unwrap()["leases_active"].as_u64().unwrap() >= before {
+        assert!(Instant::now() < deadline, "the release did not free the lease");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    pod.plugin("DEL", &dhcp_conf(&pod, &agent)).assert_ok();
+    assert_eq!(agent.status().unwrap()["pods_served"], 0, "DEL unregisters");
+}
+
+#[test]
+fn each_pod_has_its_own_pool_and_a_gone_netns_is_dropped() {
+    let first = Pod::new("1.0.0");
+    let second = Pod::new("1.0.0");
+    let agent = Agent::start(first.dir.join("agent"));
+    first.plugin("ADD", &dhcp_conf(&first, &agent)).assert_ok();
+    second.plugin("ADD", &dhcp_conf(&second, &agent)).assert_ok();
+    let a = first.guest_on("cvd-ebr", "a");
+    let b = second.guest_on("cvd-ebr", "b");
+    assert!(one_lease(&first, &a, "a").contains("ip=192.168.98.2 "));
+    assert!(
+        one_lease(&second, &b, "b").contains("ip=192.168.98.2 "),
+        "the second pod's pool is its own"
+    );
+    assert_eq!(agent.status().unwrap()["pods_served"], 2);
+
+    drop(b);
+    sh(&["ip", "netns", "del", &second.pod.0]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.status().unwrap()["pods_served"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the agent kept a pod whose netns is gone"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_unreachable_agent_fails_add_with_code_11_and_del_still_succeeds() {
+    let pod = Pod::new("1.0.0");
+    let before = pod.snapshot();
+    let conf = pod.conf(json!({"dhcp": true, "agentSocket": pod.dir.join("nobody.sock")}));
+    let add = pod.plugin("ADD", &conf);
+    assert_eq!(add.error_code(), 11);
+    assert!(
+        add.json()["msg"].as_str().unwrap().contains("nobody.sock"),
+        "{add:?}"
+    );
+    assert_eq!(pod.snapshot(), before, "a failed ADD leaves nothing");
+    pod.plugin("DEL", &conf).assert_ok();
+}
+
+#[test]
+fn floods_garbage_and_bad_registrations_leave_the_agent_serving() {
+    let pod = Pod::new("1.0.0");
+    let agent = Agent::start(pod.dir.join("agent"));
+    pod.plugin("ADD", &dhcp_conf(&pod, &agent)).assert_ok();
+    let guest = pod.guest_on("cvd-ebr", "c");
+    let (script, events) = hook(&pod, "c");
+    let client = Background::start(
+        &guest,
+        &[
+            "busybox",
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-f",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-s",
+            script.to_str().unwrap(),
+        ],
+    );
+    wait_for_event(&events, "bound", 1);
+
+    // A flood of DISCOVERs with random MACs from another guest fills the pool...
+    let flooder = pod.guest_on("cvd-ebr", "f");
+    sh(&[
+        "ip",
+        "-n",
+        &flooder.0,
+        "addr",
+        "add",
+        "192.168.98.200/24",
+        "dev",
+        "eth0",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &flooder.0,
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.168.98.1",
+    ]);
+    let offers = flooder.exec(&[GUEST, "dhcp-flood", "400"]);
+    assert_eq!(offers.trim(), "252 offers", "253 addresses less the one leased");
+    // ... and garbage arrives too ...
+    flooder.exec(&[GUEST, "garbage", "192.168.98.255:67", "50"]);
+    // ... while the bound client still renews.
+    signal(&client, nix::sys::signal::Signal::SIGUSR1);
+    wait_for_event(&events, "renew", 1);
+    let status = agent.status().unwrap();
+    assert!(status["errors"].as_u64().unwrap() >= 49, "{status}");
+
+    // A registration for a path that is not a network namespace is refused.
+    let bad = json!({"op": "register", "network": "x", "container_id": "c", "ifname": "eth0", "netns": "/etc/hostname",
+                     "bridges": [{"name": "cvd-ebr", "gateway": "192.168.98.1"}], "dns": []});
+    let mut stream = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
+    std::io::Write::write_all(&mut stream, format!("{bad}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("/etc/hostname"),
+        "{answer}"
+    );
+    assert_eq!(agent.status().unwrap()["pods_served"], 1);
+    let _ = PLUGIN;
+}
