@@ -10,6 +10,7 @@ pub mod dhcp;
 pub mod error;
 #[cfg(feature = "netns-tests")]
 pub mod fault;
+pub mod install;
 pub mod instances;
 pub mod kernel;
 pub mod logger;

@@ -1,0 +1,17 @@
+//! Node installation (`cuttlefish-cni-install`): copies the plugin binary into the host's CNI bin
+//! dir and, in chain mode, appends the plugin to the node's primary conflist; uninstall undoes
+//! both, leaving the conflist byte-identical to what it was before.
+
+mod atomic;
+pub mod binary;
+pub mod chain;
+pub mod conflist;
+mod error;
+mod json_span;
+pub mod options;
+mod plugin_versions;
+mod reconcile;
+
+pub use error::InstallError;
+pub use options::{parse, Command, Mode, Options, USAGE};
+pub use reconcile::{run_once, watch};

@@ -1,0 +1,454 @@
+//! `cuttlefish-cni-install` against a temporary host root holding real conflists: Cilium's
+//! default as Cilium writes it, a Calico one, one that already chains us, a malformed one.
+
+use cuttlefish_cni::install::chain::version_note_path;
+use cuttlefish_cni::install::{self, Command, Mode, Options};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Cilium's `05-cilium.conflist` with its defaults, byte for byte (including the seven-space
+/// indentation of the plugin's keys).
+const CILIUM: &str = r#"{
+  "cniVersion": "0.3.1",
+  "name": "cilium",
+  "plugins": [
+    {
+       "type": "cilium-cni",
+       "enable-debug": false,
+       "log-file": "/var/run/cilium/cilium-cni.log"
+    }
+  ]
+}
+"#;
+
+const CALICO: &str = r#"{
+  "name": "k8s-pod-network",
+  "cniVersion": "0.3.1",
+  "plugins": [
+    {
+      "type": "calico",
+      "log_level": "info",
+      "log_file_path": "/var/log/calico/cni/cni.log",
+      "datastore_type": "kubernetes",
+      "nodename": "node-1",
+      "mtu": 0,
+      "ipam": {
+          "type": "calico-ipam"
+      },
+      "policy": {
+          "type": "k8s"
+      },
+      "kubernetes": {
+          "kubeconfig": "/etc/cni/net.d/calico-kubeconfig"
+      }
+    },
+    {
+      "type": "bandwidth",
+      "capabilities": {"bandwidth": true}
+    },
+    {
+      "type": "portmap",
+      "snat": true,
+      "capabilities": {"portMappings": true}
+    }
+  ]
+}
+"#;
+
+const ALREADY_CHAINED: &str = r#"{
+  "cniVersion": "1.1.0",
+  "name": "cilium",
+  "plugins": [
+    {
+      "type": "cilium-cni",
+      "enable-debug": false,
+      "log-file": "/var/run/cilium/cilium-cni.log"
+    },
+    {
+      "type": "cuttlefish-cni",
+      "select": "annotated",
+      "capabilities": { "io.kubernetes.cri.pod-annotations": true }
+    }
+  ]
+}
+"#;
+
+const MALFORMED: &str = r#"{
+  "cniVersion": "0.3.1",
+  "name": "cilium",
+  "plugins": [
+    {"type": "cilium-cni",}
+  ]
+"#;
+
+const PLUGIN_BINARY: &[u8] = b"\x7fELF pretend plugin, version 1";
+
+/// A host root under the system temporary directory, removed on drop.
+struct HostRoot {
+    root: PathBuf,
+}
+
+impl HostRoot {
+    fn new(conflists: &[(&str, &str)]) -> HostRoot {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "cuttlefish-cni-install-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&root);
+        let host = HostRoot { root };
+        fs::create_dir_all(host.bin_dir()).unwrap();
+        fs::create_dir_all(host.conf_dir()).unwrap();
+        fs::create_dir_all(host.image_dir()).unwrap();
+        fs::write(host.plugin_binary(), PLUGIN_BINARY).unwrap();
+        for (name, text) in conflists {
+            fs::write(host.conf_dir().join(name), text).unwrap();
+        }
+        host
+    }
+
+    fn bin_dir(&self) -> PathBuf {
+        self.root.join("opt/cni/bin")
+    }
+
+    fn conf_dir(&self) -> PathBuf {
+        self.root.join("etc/cni/net.d")
+    }
+
+    fn image_dir(&self) -> PathBuf {
+        self.root.join("image")
+    }
+
+    fn plugin_binary(&self) -> PathBuf {
+        self.image_dir().join("cuttlefish-cni")
+    }
+
+    fn installed_binary(&self) -> PathBuf {
+        self.bin_dir().join("cuttlefish-cni")
+    }
+
+    /// A stand-in for a primary CNI plugin in the host bin dir, answering VERSION only.
+    fn fake_plugin(&self, plugin_type: &str, supported: &[&str]) {
+        let path = self.bin_dir().join(plugin_type);
+        let list = supported
+            .iter()
+            .map(|v| format!("\"{v}\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        let script = format!(
+            "#!/bin/sh\n[ \"$CNI_COMMAND\" = VERSION ] || exit 1\nprintf '%s' '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[{list}]}}'\n"
+        );
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        // Another test thread forking right now can hold the script open for writing a moment
+        // longer (ETXTBSY); wait until it runs.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Err(e) = std::process::Command::new(&path)
+            .env("CNI_COMMAND", "VERSION")
+            .output()
+        {
+            assert!(e.raw_os_error() == Some(26) && Instant::now() < deadline, "{e}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn conflist(&self, name: &str) -> String {
+        fs::read_to_string(self.conf_dir().join(name)).unwrap()
+    }
+
+    fn options(&self, extra_args: &[&str]) -> Options {
+        let mut args = vec![
+            format!("--host-bin-dir={}", self.bin_dir().display()),
+            format!("--host-conf-dir={}", self.conf_dir().display()),
+            format!("--plugin-binary={}", self.plugin_binary().display()),
+        ];
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        match install::parse(args, |_| None).unwrap() {
+            Command::Run(options) => options,
+            Command::Help => unreachable!(),
+        }
+    }
+
+    fn install(&self) {
+        install::run_once(&self.options(&[])).unwrap();
+    }
+
+    fn uninstall(&self) {
+        install::run_once(&self.options(&["--uninstall"])).unwrap();
+    }
+
+    /// The names in the conf dir: nothing may be left behind there.
+    fn conf_dir_listing(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.conf_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for HostRoot {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+fn plugins(conflist: &str) -> Vec<serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_str(conflist).unwrap();
+    value["plugins"].as_array().unwrap().clone()
+}
+
+fn version(conflist: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(conflist).unwrap();
+    value["cniVersion"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn cilium_default_is_chained_upgraded_and_restored_byte_for_byte() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    host.fake_plugin("cilium-cni", &["0.3.1", "0.4.0", "1.0.0", "1.1.0"]);
+    host.install();
+    let installed = host.conflist("05-cilium.conflist");
+    assert_eq!(version(&installed), "1.1.0");
+    let plugins = plugins(&installed);
+    assert_eq!(plugins.len(), 2);
+    assert_eq!(plugins[0]["log-file"], "/var/run/cilium/cilium-cni.log");
+    assert_eq!(
+        plugins[1],
+        serde_json::json!({"type": "cuttlefish-cni", "capabilities": {"io.kubernetes.cri.pod-annotations": true}})
+    );
+    assert_eq!(
+        installed,
+        CILIUM.replace("0.3.1", "1.1.0").replace(
+            "\n    }\n  ]",
+            "\n    },\n    {\n       \"type\": \"cuttlefish-cni\",\n       \"capabilities\": {\"io.kubernetes.cri.pod-annotations\":true}\n    }\n  ]"
+        ),
+        "the entry is laid out like Cilium's own"
+    );
+    assert_eq!(fs::read(host.installed_binary()).unwrap(), PLUGIN_BINARY);
+
+    host.install();
+    assert_eq!(
+        host.conflist("05-cilium.conflist"),
+        installed,
+        "install is idempotent"
+    );
+
+    host.uninstall();
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+    assert!(!host.installed_binary().exists());
+    assert_eq!(host.conf_dir_listing(), ["05-cilium.conflist"]);
+}
+
+#[test]
+fn the_version_is_kept_when_a_plugin_does_not_accept_1_1_0() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    // cilium-cni before its STATUS support stops at 1.0.0.
+    host.fake_plugin("cilium-cni", &["0.3.1", "0.4.0", "1.0.0"]);
+    host.install();
+    let installed = host.conflist("05-cilium.conflist");
+    assert_eq!(version(&installed), "0.3.1");
+    assert_eq!(plugins(&installed).len(), 2);
+    assert!(!version_note_path(&host.conf_dir().join("05-cilium.conflist")).exists());
+    host.uninstall();
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+}
+
+#[test]
+fn calico_keeps_every_key_and_gets_its_bytes_back() {
+    let host = HostRoot::new(&[("10-calico.conflist", CALICO)]);
+    host.install();
+    let installed = host.conflist("10-calico.conflist");
+    let before = plugins(CALICO);
+    let after = plugins(&installed);
+    assert_eq!(
+        after[..3],
+        before[..],
+        "calico, bandwidth and portmap stay as they were"
+    );
+    assert_eq!(after[3]["type"], "cuttlefish-cni");
+    assert_eq!(
+        version(&installed),
+        "0.3.1",
+        "no calico binary here says it accepts 1.1.0"
+    );
+    let name = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap()["name"].clone();
+    assert_eq!(name(&installed), name(CALICO));
+    host.install();
+    assert_eq!(host.conflist("10-calico.conflist"), installed);
+    host.uninstall();
+    assert_eq!(host.conflist("10-calico.conflist"), CALICO);
+}
+
+#[test]
+fn the_first_conflist_in_lexical_order_is_the_primary() {
+    let host = HostRoot::new(&[("10-calico.conflist", CALICO), ("05-cilium.conflist", CILIUM)]);
+    host.install();
+    assert_ne!(host.conflist("05-cilium.conflist"), CILIUM);
+    assert_eq!(host.conflist("10-calico.conflist"), CALICO);
+    let named = host.options(&["--conflist=10-calico.conflist"]);
+    install::run_once(&named).unwrap();
+    assert_eq!(plugins(&host.conflist("10-calico.conflist")).len(), 4);
+}
+
+#[test]
+fn a_conflist_that_already_chains_us_is_left_as_it_is() {
+    let host = HostRoot::new(&[("05-cilium.conflist", ALREADY_CHAINED)]);
+    host.install();
+    assert_eq!(host.conflist("05-cilium.conflist"), ALREADY_CHAINED);
+    host.uninstall();
+    let removed = host.conflist("05-cilium.conflist");
+    assert_eq!(
+        plugins(&removed).len(),
+        1,
+        "uninstall leaves no entry naming a removed binary"
+    );
+    assert_eq!(
+        version(&removed),
+        "1.1.0",
+        "a version the installer did not upgrade is kept"
+    );
+}
+
+#[test]
+fn a_malformed_conflist_is_left_alone_with_an_error_naming_it() {
+    let host = HostRoot::new(&[("05-cilium.conflist", MALFORMED)]);
+    let path = host.conf_dir().join("05-cilium.conflist");
+    for options in [host.options(&[]), host.options(&["--uninstall"])] {
+        let error = install::run_once(&options).unwrap_err().to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("not valid JSON"), "{error}");
+        assert_eq!(host.conflist("05-cilium.conflist"), MALFORMED);
+    }
+    assert_eq!(host.conf_dir_listing(), ["05-cilium.conflist"]);
+}
+
+#[test]
+fn chain_mode_without_a_conflist_fails_naming_the_directory() {
+    let host = HostRoot::new(&[]);
+    let error = install::run_once(&host.options(&[])).unwrap_err().to_string();
+    assert!(error.contains(&host.conf_dir().display().to_string()), "{error}");
+}
+
+#[test]
+fn manual_mode_touches_no_conflist() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let manual = host.options(&["--mode=manual"]);
+    assert_eq!(manual.mode, Mode::Manual);
+    install::run_once(&manual).unwrap();
+    assert_eq!(fs::read(host.installed_binary()).unwrap(), PLUGIN_BINARY);
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+    install::run_once(&host.options(&["--mode=manual", "--uninstall"])).unwrap();
+    assert!(!host.installed_binary().exists());
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+}
+
+#[test]
+fn the_binary_is_copied_only_when_it_differs() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    host.install();
+    let target = host.installed_binary();
+    let inode = |path: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
+    let first = inode(&target);
+    assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o755);
+
+    host.install();
+    assert_eq!(inode(&target), first, "identical contents are not rewritten");
+
+    fs::write(host.plugin_binary(), b"\x7fELF pretend plugin, version 2").unwrap();
+    host.install();
+    assert_ne!(inode(&target), first, "new contents arrive by rename");
+    assert_eq!(fs::read(&target).unwrap(), b"\x7fELF pretend plugin, version 2");
+    let leftovers: Vec<_> = fs::read_dir(host.bin_dir()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file is left in the bin dir");
+}
+
+#[test]
+fn a_rewrite_by_the_primary_after_install_is_handled_by_uninstall() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    host.fake_plugin("cilium-cni", &["1.0.0", "1.1.0"]);
+    host.install();
+    assert!(version_note_path(&host.conf_dir().join("05-cilium.conflist")).exists());
+    fs::write(host.conf_dir().join("05-cilium.conflist"), CILIUM).unwrap();
+    host.uninstall();
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+    assert_eq!(host.conf_dir_listing(), ["05-cilium.conflist"]);
+}
+
+#[test]
+fn the_conflist_keeps_its_permissions() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let path = host.conf_dir().join("05-cilium.conflist");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    host.install();
+    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+/// Polls until `done` or the bound; the watcher's interval is 50 ms.
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn watch_mode_reapplies_after_the_primary_rewrites_its_conflist() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    host.fake_plugin("cilium-cni", &["1.0.0", "1.1.0"]);
+    let options = host.options(&["--watch", "--interval=0.05"]);
+    let stop = AtomicBool::new(false);
+    let chained = || plugins(&host.conflist("05-cilium.conflist")).len() == 2;
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| install::watch(&options, &stop));
+        wait_for("the first install", chained);
+        // Cilium rewrites its conflist by rename when it restarts.
+        let path = host.conf_dir().join("05-cilium.conflist");
+        let staged = host.conf_dir().join(".staged");
+        fs::write(&staged, CILIUM).unwrap();
+        fs::rename(&staged, &path).unwrap();
+        wait_for("the entry to come back", chained);
+        fs::remove_file(host.installed_binary()).unwrap();
+        wait_for("the binary to come back", || host.installed_binary().exists());
+        stop.store(true, Ordering::SeqCst);
+        watcher.join().unwrap();
+    });
+    assert_eq!(version(&host.conflist("05-cilium.conflist")), "1.1.0");
+    host.uninstall();
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+}
+
+#[test]
+fn the_executable_installs_and_uninstalls_from_environment_variables() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    host.fake_plugin("cilium-cni", &["1.0.0", "1.1.0"]);
+    let run = |uninstall: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cuttlefish-cni-install"))
+            .env("CUTTLEFISH_CNI_HOST_BIN_DIR", host.bin_dir())
+            .env("CUTTLEFISH_CNI_HOST_CONF_DIR", host.conf_dir())
+            .env("CUTTLEFISH_CNI_PLUGIN_BINARY", host.plugin_binary())
+            .env("CUTTLEFISH_CNI_UNINSTALL", uninstall)
+            .output()
+            .unwrap()
+    };
+    let installed = run("false");
+    assert!(installed.status.success());
+    assert!(installed.stdout.is_empty(), "logs go to stderr only");
+    let log = String::from_utf8_lossy(&installed.stderr);
+    assert!(log.contains("appended the cuttlefish-cni entry"), "{log}");
+    assert!(log.contains("from 0.3.1 to 1.1.0"), "{log}");
+    let removed = run("true");
+    assert!(removed.status.success());
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+
+    fs::write(host.conf_dir().join("05-cilium.conflist"), MALFORMED).unwrap();
+    let failed = run("false");
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("05-cilium.conflist"));
+}
