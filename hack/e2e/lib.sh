@@ -1,0 +1,295 @@
+# hack/e2e/lib.sh: helpers for hack/e2e.sh (sourced, not run).
+#
+# Topology. Every address below lives only in namespaces this script creates; the root namespace
+# gets no link, address, route or rule of ours.
+#
+#   cfe2e-up (peer)                   cfe2e-node ("the node")                  pod netns (made by the runtime)
+#   eth0 10.251.0.1/24  <--veth-->    cfe2e-up0 10.251.0.2/24, ip_forward=1    eth0 10.251.1.x/24 (ptp + host-local)
+#   route 10.251.1.0/24 via .0.2      runtimes run here; ptp's host    <-->    cvd-ebr, cvd-wbr, cvd-*-01 (cuttlefish-cni)
+#   busybox httpd :80 (CGI whoami)    side veths land here                     nft ip cuttlefish_nat, ip_forward=1
+#   tcpdump                           no default route: nothing leaves         guest 192.168.97.2/30 behind cvd-mtap-01
+#
+# Work area: $W (default /tmp/cfe2e). $W/cache survives runs (guest kernel, built helpers);
+# $W/run is recreated by every run and holds state, logs and the results file.
+
+W=${CFE2E_WORK:-/tmp/cfe2e}
+CACHE=$W/cache
+RUN=$W/run
+LOG=$RUN/log
+PIDS=$RUN/pids
+RESULTS=$RUN/results.txt
+LEDGER=$W/created.list # files, symlinks and directories we created outside $W (survives a crash)
+NODE=cfe2e-node UP=cfe2e-up PROBE=cfe2e-probe
+NET=cfe2e
+POD_SUBNET=10.251.1.0/24 PEER_IP=10.251.0.1 NODE_UP_IP=10.251.0.2
+GUEST_IP=192.168.97.2
+PLUGIN_LOG=$LOG/cuttlefish-cni.log
+CNIBIN=$RUN/cni-bin
+SYS_CONF=/etc/cni/net.d/00-cfe2e.conflist # ctr reads only /etc/cni/net.d (first file wins)
+SYS_BIN=/opt/cni/bin                       # ctr reads only /opt/cni/bin
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+ms_now() { date +%s%3N; }
+say() { printf '\n=== [%s] %s\n' "${STEP:-setup}" "$*"; }
+pass() { printf 'PASS: [%s] %s\n' "${STEP:-setup}" "$*" | tee -a "$RESULTS"; }
+fail() { printf 'FAIL: [%s] %s\n' "${STEP:-setup}" "$*" | tee -a "$RESULTS"; }
+# check DESCRIPTION CMD...: PASS when CMD succeeds, FAIL otherwise; never aborts the step.
+check() {
+    local desc=$1
+    shift
+    if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+timing() { printf 'TIMING: [%s] %s: %s ms\n' "${STEP:-setup}" "$1" "$2" | tee -a "$RUN/timings.txt"; }
+in_node() { nsenter --net=/run/netns/$NODE "$@"; }
+
+# --- packages ------------------------------------------------------------------------------
+need_pkgs() {
+    local p missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    say "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+        >"$LOG/apt.log" 2>&1 || { tail -20 "$LOG/apt.log"; return 1; }
+}
+
+# --- things outside $W: created only when absent, recorded, removed on exit ------------------
+ledger_add() { echo "$1 $2" >>"$LEDGER"; } # KIND PATH
+# ensure_dir DIR: mkdir -p, recording every directory level that did not exist before
+ensure_dir() {
+    local d=$1 missing=()
+    while [ ! -d "$d" ]; do missing=("$d" "${missing[@]}"); d=$(dirname "$d"); done
+    for d in "${missing[@]}"; do mkdir "$d" && ledger_add dir "$d"; done
+}
+# own_symlink TARGET LINK: create LINK -> TARGET unless LINK exists. Returns 0 when LINK now
+# points to TARGET (made by us now or by an earlier run), 1 when something else is there.
+own_symlink() {
+    local target=$1 link=$2
+    if [ -L "$link" ] && [ "$(readlink "$link")" = "$target" ]; then return 0; fi
+    if [ -e "$link" ] || [ -L "$link" ]; then return 1; fi
+    ln -s "$target" "$link" && ledger_add link "$link"
+}
+# own_file SRC DST: copy SRC to DST, which must not exist (or be ours from this ledger)
+own_file() {
+    local src=$1 dst=$2
+    if [ -e "$dst" ] && ! grep -qxF "file $dst" "$LEDGER" 2>/dev/null; then return 1; fi
+    cp "$src" "$dst" && { grep -qxF "file $dst" "$LEDGER" 2>/dev/null || ledger_add file "$dst"; }
+}
+ledger_undo() {
+    [ -f "$LEDGER" ] || return 0
+    local kind path
+    # files and links first, then directories deepest first
+    while read -r kind path; do
+        case $kind in
+        link) [ -L "$path" ] && rm -f "$path" ;;
+        file) [ -f "$path" ] && rm -f "$path" ;;
+        esac
+    done <"$LEDGER"
+    grep '^dir ' "$LEDGER" | cut -d' ' -f2- | sort -r | while read -r path; do
+        rmdir "$path" 2>/dev/null || echo "note: $path not removed (not empty: something else uses it now)"
+    done
+    rm -f "$LEDGER"
+}
+
+# --- processes we start: recorded by PID, killed by PID ----------------------------------------
+save_pid() { echo "$2" >"$PIDS/$1.pid"; }
+kill_saved() {
+    local f=$PIDS/$1.pid pid
+    [ -f "$f" ] || return 0
+    pid=$(cat "$f")
+    rm -f "$f"
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+# kill, by PID, what still runs in a namespace of ours (only our runtimes run there)
+kill_netns_pids() {
+    local ns=$1 pid
+    [ -e "/run/netns/$ns" ] || return 0
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    sleep 0.3
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+}
+# unmount everything mounted below $W (held netns, runtime leftovers), deepest first
+umount_under_work() {
+    local m
+    findmnt -rn -o TARGET 2>/dev/null | grep -E "^$W/" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2- |
+        while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}
+
+# --- the root namespace: proof that we never touched it -------------------------------------------
+root_ns_snapshot() {
+    ip -o link show | sed -E 's/ state [A-Z]+//; s/ qdisc [^ ]+//'
+    ip -o addr show
+    ip route show table all | sed 's/ linkdown//'
+    nft list ruleset 2>/dev/null || true
+    cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding
+}
+
+# --- topology --------------------------------------------------------------------------------------
+setup_topology() {
+    ip netns add $NODE
+    ip netns add $UP
+    ip -n $NODE link set lo up
+    ip -n $UP link set lo up
+    # the veth is created inside cfe2e-node and its peer moved straight to cfe2e-up
+    ip -n $NODE link add cfe2e-up0 type veth peer name eth0 netns $UP
+    ip -n $NODE addr add $NODE_UP_IP/24 dev cfe2e-up0
+    ip -n $NODE link set cfe2e-up0 up
+    ip -n $UP addr add $PEER_IP/24 dev eth0
+    ip -n $UP link set eth0 up
+    ip -n $UP route add $POD_SUBNET via $NODE_UP_IP
+    ip netns exec $NODE sysctl -qw net.ipv4.ip_forward=1
+    # the peer: busybox httpd whose CGI answers with, and records, the client address it saw
+    mkdir -p "$RUN/www/cgi-bin"
+    cat >"$RUN/www/cgi-bin/whoami" <<EOF
+#!/bin/sh
+echo "\$REMOTE_ADDR" >>$LOG/peer-seen.log
+printf 'Content-Type: text/plain\r\n\r\n'
+echo "PEER-SAW \$REMOTE_ADDR"
+EOF
+    chmod 0755 "$RUN/www/cgi-bin/whoami"
+    : >"$LOG/peer-seen.log"
+    chmod 0666 "$LOG/peer-seen.log"
+    nsenter --net=/run/netns/$UP busybox httpd -f -p $PEER_IP:80 -h "$RUN/www" >"$LOG/peer-httpd.log" 2>&1 &
+    save_pid peer-httpd $!
+    nsenter --net=/run/netns/$UP tcpdump -n -l -i eth0 'icmp or tcp port 80' >"$LOG/peer-tcpdump.log" 2>&1 &
+    save_pid peer-tcpdump $!
+    sleep 0.5
+}
+teardown_topology() {
+    kill_saved peer-tcpdump
+    kill_saved peer-httpd
+    kill_netns_pids $UP
+    kill_netns_pids $NODE
+    local ns
+    for ns in $UP $NODE $PROBE; do ip netns del $ns 2>/dev/null || true; done
+}
+
+# --- CNI: plugin dir and conflist ----------------------------------------------------------------
+setup_cni_bin() { # $1 = the cuttlefish-cni binary
+    mkdir -p "$CNIBIN"
+    local f
+    for f in /usr/lib/cni/*; do ln -sfn "$f" "$CNIBIN/$(basename "$f")"; done
+    install -m 0755 "$1" "$CNIBIN/cuttlefish-cni"
+}
+# write_conflist OUT: [ptp + host-local] -> cuttlefish-cni, select all, with a log file
+write_conflist() {
+    cat >"$1" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$NET",
+  "plugins": [
+    {
+      "type": "ptp",
+      "ipMasq": false,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "$POD_SUBNET" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }],
+        "dataDir": "$RUN/ipam"
+      }
+    },
+    {
+      "type": "cuttlefish-cni",
+      "select": "all",
+      "instances": 1,
+      "logFile": "$PLUGIN_LOG"
+    }
+  ]
+}
+EOF
+    jq -e . "$1" >/dev/null
+}
+
+# --- devices: our own 0666 /dev/net/tun (the host's is 0600 and is never changed) ----------------
+make_tun_node() {
+    mkdir -p "$RUN/dev"
+    mknod -m 0666 "$RUN/dev/tun" c "$(stat -c %Hr /dev/net/tun)" "$(stat -c %Lr /dev/net/tun)"
+}
+
+# --- images: busybox-static rootfs with tunprobe and the inside script --------------------------
+# /usr stays an empty directory: the guest step bind-mounts the host's /usr (read-only) there to
+# provide qemu, and lib, lib64 point into it.
+make_rootfs_tar() { # OUT
+    local r=$RUN/rootfs a
+    rm -rf "$r"
+    mkdir -p "$r"/{bin,etc,dev,proc,sys,tmp,run,var,usr,guest}
+    chmod 1777 "$r/tmp"
+    cp /bin/busybox "$r/bin/busybox"
+    for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$r/bin/$a"; done
+    cp "$CACHE/tunprobe" "$r/bin/tunprobe"
+    install -m 0755 "$HERE/e2e/inside.sh" "$r/bin/cfe2e-inside"
+    ln -s usr/lib "$r/lib"
+    ln -s usr/lib64 "$r/lib64"
+    printf 'root:x:0:0:root:/root:/bin/sh\ncvd:x:1000:1000:cvd:/tmp:/bin/sh\n' >"$r/etc/passwd"
+    printf 'root:x:0:\ncvd:x:1000:\n' >"$r/etc/group"
+    tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$1" .
+}
+# make_docker_archive LAYER.tar OUT.tar REF USER: a one-layer docker-archive for `ctr images import`
+make_docker_archive() {
+    local layer=$1 out=$2 ref=$3 user=$4 d=$RUN/docker-archive lsha csha
+    rm -rf "$d"
+    mkdir -p "$d"
+    lsha=$(sha256sum "$layer" | cut -d' ' -f1)
+    mkdir -p "$d/$lsha"
+    cp "$layer" "$d/$lsha/layer.tar"
+    jq -cn --arg diff "sha256:$lsha" --arg user "$user" '{architecture:"amd64", os:"linux",
+        config:{Env:["PATH=/bin"], Cmd:["/bin/sh"], User:$user},
+        rootfs:{type:"layers", diff_ids:[$diff]}, history:[{created_by:"cuttlefish-cni e2e"}]}' >"$d/config.json"
+    csha=$(sha256sum "$d/config.json" | cut -d' ' -f1)
+    mv "$d/config.json" "$d/$csha.json"
+    jq -cn --arg c "$csha.json" --arg l "$lsha/layer.tar" --arg r "$ref" \
+        '[{Config:$c, RepoTags:[$r], Layers:[$l]}]' >"$d/manifest.json"
+    tar --numeric-owner --owner=0 --group=0 -C "$d" -cf "$out" .
+}
+
+# --- guest: Debian's kernel (apt-get download, unpacked, not installed) + busybox initramfs -------
+build_guest() {
+    local kd=$CACHE/kernel pkg ver m f ir=$RUN/initramfs
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+    [ -n "$pkg" ] || { echo "cannot resolve linux-image-amd64"; return 1; }
+    ver=${pkg#linux-image-}
+    if [ ! -f "$kd/x/boot/vmlinuz-$ver" ]; then
+        say "apt-get download $pkg (unpacked with dpkg-deb -x, not installed)"
+        rm -rf "$kd"
+        mkdir -p "$kd"
+        (cd "$kd" && apt-get -o APT::Sandbox::User=root download "$pkg" >/dev/null && dpkg-deb -x "$pkg"_*.deb x)
+    fi
+    echo "guest kernel: $pkg"
+    rm -rf "$ir"
+    mkdir -p "$ir"/{bin,proc,sys,dev,tmp,lib/modules}
+    cp /bin/busybox "$ir/bin/busybox"
+    for m in $(/bin/busybox --list); do [ "$m" = busybox ] || ln -sf busybox "$ir/bin/$m"; done
+    : >"$ir/lib/modules/order"
+    # virtio-net and its dependencies, in load order (modules in Debian's kernel)
+    for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
+        f=$(find "$kd/x/lib/modules/$ver/kernel" -name "$m.ko*" | head -1)
+        [ -n "$f" ] || { echo "module $m not in $pkg"; return 1; }
+        case $f in
+        *.xz) xz -dc "$f" >"$ir/lib/modules/$m.ko" ;;
+        *.zst) zstd -qdc "$f" >"$ir/lib/modules/$m.ko" ;;
+        *) cp "$f" "$ir/lib/modules/$m.ko" ;;
+        esac
+        echo "$m" >>"$ir/lib/modules/order"
+    done
+    install -m 0755 "$HERE/e2e/guest-init.sh" "$ir/init"
+    mkdir -p "$RUN/guest"
+    (cd "$ir" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$RUN/guest/initramfs.cpio.gz")
+    cp "$kd/x/boot/vmlinuz-$ver" "$RUN/guest/vmlinuz"
+}
+
+# --- evidence about a pod netns, seen from the host --------------------------------------------
+# our objects in NETNS_PATH: "link NAME" lines for cvd-* links, "nft" when the table exists
+cuttlefish_objects() {
+    nsenter --net="$1" ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^cvd-' | sed 's/^/link /'
+    nsenter --net="$1" nft list table ip cuttlefish_nat >/dev/null 2>&1 && echo nft
+    return 0
+}
+# plugin_log_has COMMAND CONTAINER_ID: the plugin logged COMMAND for CONTAINER_ID/eth0 with outcome=ok
+plugin_log_has() {
+    grep -E "command=$1 .*container=$2/eth0 .*outcome=ok" "$PLUGIN_LOG" >/dev/null 2>&1
+}
