@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: lints, unit tests, the network-namespace integration tests, and the
-# static-binary check. Run as root on Debian 12: `sudo hack/test.sh`.
+# The whole test suite: lints, unit tests, the network-namespace integration tests, the
+# static-binary check, the Kubernetes manifests, and the end-to-end runs with podman, containerd
+# and a qemu guest. Run as root on Debian 12: `sudo hack/test.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "hack/test.sh needs root (it creates network namespaces)" >&2; exit 1; }
@@ -23,6 +24,16 @@ bin=$(hack/build-release.sh)/cuttlefish-cni
 ldd_out=$(ldd "$bin" 2>&1 || true)
 echo "ldd $bin: $ldd_out" >&2
 grep -Eq "statically linked|not a dynamic executable" <<<"$ldd_out" || { echo "FAIL: $bin is dynamically linked" >&2; exit 1; }
+
+echo "== install/ manifests render and validate" >&2
+bash install/validate.sh
+
+echo "== end to end: podman, containerd, a qemu guest" >&2
+e2e_log=$(mktemp)
+trap 'rm -f "$test_log" "$e2e_log"' EXIT
+CUTTLEFISH_CNI_BIN=$bin bash hack/e2e.sh 2>&1 | tee "$e2e_log"
+e2e_passed=$(sed -n 's/^RESULT: \([0-9]*\) passed.*/\1/p' "$e2e_log")
+passed=$((passed + e2e_passed))
 
 echo "== the root network namespace is unchanged" >&2
 root_after=$(hack/root-ns-snapshot.sh)
