@@ -14,8 +14,10 @@
 #               sends DEL with an empty CNI_NETNS; it must succeed, and the pod netns must be gone.
 #   guest       qemu (TCG) inside a podman container (uid 1000, no capabilities) boots a Debian
 #               kernel on cvd-mtap-01, guest side 192.168.97.2/30 via 192.168.97.1 (as Cuttlefish
-#               configures its mobile interface). The guest reaches a peer namespace, and the peer
-#               sees the pod's address, never 192.168.97.2. The guest powers off, DEL runs.
+#               configures its mobile interface), and on cvd-etap-01 as eth1, which takes its
+#               address by DHCP from cuttlefish-cni-agent (as Android's Ethernet does). The guest
+#               reaches a peer namespace, and the peer sees the pod's address, never
+#               192.168.97.2. The guest powers off, DEL runs.
 #
 # Environment: CUTTLEFISH_CNI_BIN=path (skip the build), ACCEL=tcg|kvm (default tcg),
 # GUEST_TIMEOUT=seconds (default 240), CFE2E_WORK=dir (default /tmp/cfe2e).
@@ -80,6 +82,7 @@ cleanup() {
     fi
     kill_saved ctr-run
     kill_saved containerd
+    kill_saved agent
     teardown_topology # also kills, by PID, the shims and conmons left in cfe2e-node
     umount_under_work
     ledger_undo
@@ -125,6 +128,14 @@ step_prepare() {
     echo "plugin: $bin ($(stat -c %s "$bin") bytes; $(file -b "$bin" 2>/dev/null | cut -d, -f1-2))"
     check "plugin binary is static (ldd)" bash -c "ldd '$bin' 2>&1 | grep -Eq 'statically linked|not a dynamic executable'"
     setup_cni_bin "$bin"
+    # The DHCP node agent for the bridges (README, "DHCP on the bridges"): ours, by PID.
+    local agent
+    agent=$(dirname "$bin")/cuttlefish-cni-agent
+    [ -x "$agent" ] || { echo "no cuttlefish-cni-agent beside the plugin ($agent)"; return 1; }
+    "$agent" --socket "$AGENT_SOCK" --state-dir "$RUN/agent-state" >"$LOG/agent.log" 2>&1 &
+    save_pid agent $!
+    echo "$agent" >"$RUN/agent-path"
+    check "the DHCP agent answers on $AGENT_SOCK" wait_for 10 "$agent" status --socket "$AGENT_SOCK"
     mkdir -p "$CACHE"
     if [ ! -x "$CACHE/tunprobe" ] || [ "$HERE/e2e/tunprobe.c" -nt "$CACHE/tunprobe" ]; then
         gcc -O2 -Wall -static -o "$CACHE/tunprobe" "$HERE/e2e/tunprobe.c"
@@ -314,7 +325,8 @@ step_guest() {
     local qemu="qemu-system-x86_64 $qaccel -machine q35 -m 256 -smp 1 -nodefaults -no-user-config
  -display none -serial stdio -no-reboot -kernel /guest/vmlinuz -initrd /guest/initramfs.cpio.gz
  -append 'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init cfe2e.peer=$PEER_IP'
- -netdev tap,id=n0,ifname=cvd-mtap-01,script=no,downscript=no,vnet_hdr=on -device virtio-net-pci,netdev=n0"
+ -netdev tap,id=n0,ifname=cvd-mtap-01,script=no,downscript=no,vnet_hdr=on -device virtio-net-pci,netdev=n0
+ -netdev tap,id=n1,ifname=cvd-etap-01,script=no,downscript=no,vnet_hdr=on -device virtio-net-pci,netdev=n1"
     echo "qemu command in the container: $(tr -s '\n ' ' ' <<<"$qemu")"
     # the image has busybox only: the host's /usr, read-only, provides qemu and its libraries
     t0=$(ms_now)
@@ -356,6 +368,9 @@ step_guest() {
     check "plugin log: command=ADD for the VM container, outcome=ok" plugin_log_has ADD "$cid"
     check "guest: eth0 192.168.97.2/30, default via 192.168.97.1 (Cuttlefish's mobile interface)" \
         grep -q 'GUEST-NET-UP .*eth0 192.168.97.2/30 default via 192.168.97.1' "$out"
+    check "guest: eth1 (on cvd-etap-01, a port of cvd-ebr) leased 192.168.98.x/24, router 192.168.98.1 and the DNS servers by DHCP from the agent" \
+        grep -Eq 'GUEST-DHCP bound ip=192\.168\.98\.([2-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-4]) mask=255\.255\.255\.0 router=192\.168\.98\.1 dns=8\.8\.8\.8 8\.8\.4\.4 lease=3600' "$out"
+    check "the agent counted the lease" bash -c "'$(cat "$RUN/agent-path")' status --socket '$AGENT_SOCK' | grep -Eq '\"leases_given\": [1-9]'"
     check "guest: ping to the peer $PEER_IP answered (3/3)" bash -c \
         "grep -q GUEST-FIRST-PING '$out' && grep -q 'GUEST-PING3 3 packets transmitted, 3 packets received' '$out'"
     check "guest: the peer's HTTP answer says it saw the pod IP $pod_ip" grep -q "GUEST-WGET PEER-SAW $pod_ip\$" "$out"

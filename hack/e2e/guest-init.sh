@@ -1,7 +1,8 @@
 #!/bin/sh
 # /init of the e2e guest (busybox-static initramfs, Debian kernel). Configures eth0 the way
 # Cuttlefish configures the guest side of its mobile interface (cvd-mtap-NN on the host):
-# 192.168.97.2/30, default route via 192.168.97.1. Then it pings and fetches the peer given on the
+# 192.168.97.2/30, default route via 192.168.97.1; eth1 (cvd-etap-01) takes its address by DHCP,
+# as Android's Ethernet does, without a default route. Then it pings and fetches the peer given on the
 # kernel command line as cfe2e.peer=IP, prints what the peer answered, and powers off.
 # Every line the harness looks for starts with "GUEST-".
 export PATH=/bin
@@ -22,6 +23,11 @@ ip link set eth0 up
 ip addr add 192.168.97.2/30 dev eth0
 ip route add default via 192.168.97.1
 echo "GUEST-NET-UP uptime=$(up) $(ip -o -4 addr show dev eth0 | awk '{print $2, $4}') $(ip route | grep default)"
+# eth1 sits on cvd-etap-01, a port of cvd-ebr: like Android's Ethernet, it takes DHCP.
+i=0
+while [ ! -e /sys/class/net/eth1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+ip link set eth1 up
+udhcpc -i eth1 -f -q -n -t 10 -T 1 -s /bin/dhcp-hook 2>/dev/null || echo "GUEST-DHCP-FAILED uptime=$(up)"
 n=0 ok=0
 while [ $n -lt 50 ]; do
     ping -c 1 -W 1 "$peer" >/tmp/ping 2>&1 && { ok=1; break; }

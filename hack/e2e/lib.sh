@@ -24,6 +24,7 @@ NET=cfe2e
 POD_SUBNET=10.251.1.0/24 PEER_IP=10.251.0.1 NODE_UP_IP=10.251.0.2
 GUEST_IP=192.168.97.2
 PLUGIN_LOG=$LOG/cuttlefish-cni.log
+AGENT_SOCK=$RUN/agent.sock # the DHCP node agent (cuttlefish-cni-agent), started by step_prepare
 CNIBIN=$RUN/cni-bin
 SYS_CONF=/etc/cni/net.d/00-cfe2e.conflist # ctr reads only /etc/cni/net.d (first file wins)
 SYS_BIN=/opt/cni/bin                       # ctr reads only /opt/cni/bin
@@ -176,7 +177,7 @@ setup_cni_bin() { # $1 = the cuttlefish-cni binary
     for f in /usr/lib/cni/*; do ln -sfn "$f" "$CNIBIN/$(basename "$f")"; done
     install -m 0755 "$1" "$CNIBIN/cuttlefish-cni"
 }
-# write_conflist OUT: [ptp + host-local] -> cuttlefish-cni, select all, with a log file
+# write_conflist OUT: [ptp + host-local] -> cuttlefish-cni, select all, DHCP from our agent, a log file
 write_conflist() {
     cat >"$1" <<EOF
 {
@@ -197,6 +198,8 @@ write_conflist() {
       "type": "cuttlefish-cni",
       "select": "all",
       "instances": 1,
+      "dhcp": true,
+      "agentSocket": "$AGENT_SOCK",
       "logFile": "$PLUGIN_LOG"
     }
   ]
@@ -277,6 +280,7 @@ build_guest() {
         echo "$m" >>"$ir/lib/modules/order"
     done
     install -m 0755 "$HERE/e2e/guest-init.sh" "$ir/init"
+    install -m 0755 "$HERE/e2e/guest-dhcp-hook.sh" "$ir/bin/dhcp-hook"
     mkdir -p "$RUN/guest"
     (cd "$ir" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$RUN/guest/initramfs.cpio.gz")
     cp "$kd/x/boot/vmlinuz-$ver" "$RUN/guest/vmlinuz"
