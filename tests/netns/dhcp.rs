@@ -303,5 +303,48 @@ fn floods_garbage_and_bad_registrations_leave_the_agent_serving() {
         "{answer}"
     );
     assert_eq!(agent.status().unwrap()["pods_served"], 1);
-    let _ = PLUGIN;
+}
+
+#[test]
+fn one_agent_serves_fifty_pods_and_gc_drops_stale_registrations() {
+    let node = std::sync::Arc::new(Netns::new("node", &crate::support::unique_id()));
+    let pods: Vec<Pod> = (0..50).map(|_| Pod::on_node("1.1.0", node.clone())).collect();
+    let agent = Agent::start(pods[0].dir.join("agent"));
+    std::thread::scope(|s| {
+        for pod in &pods {
+            let agent = &agent;
+            s.spawn(move || {
+                pod.plugin("ADD", &dhcp_conf(pod, agent)).assert_ok();
+            });
+        }
+    });
+    assert_eq!(agent.status().unwrap()["pods_served"], 50);
+    // Clients of a few pods: each pod's first client gets .2 from that pod's own pool.
+    for (i, pod) in pods.iter().enumerate().step_by(12) {
+        let guest = pod.guest_on("cvd-ebr", &format!("p{i}"));
+        assert!(
+            one_lease(pod, &guest, &format!("p{i}")).contains("ip=192.168.98.2 "),
+            "pod {i}"
+        );
+    }
+    // GC with only the first ten attachments valid drops the other forty registrations.
+    let valid: Vec<Value> = pods[..10]
+        .iter()
+        .map(|p| json!({"containerID": p.container_id, "ifname": "eth0"}))
+        .collect();
+    let gc = json!({"cniVersion": "1.1.0", "name": "cfnet", "type": "cuttlefish-cni", "dhcp": true,
+                    "agentSocket": agent.socket(), "dataDir": pods[0].alloc_dir(), "cni.dev/valid-attachments": valid});
+    pods[0]
+        .exec_raw(PLUGIN, "GC", gc.to_string().as_bytes(), "", &[])
+        .assert_ok();
+    assert_eq!(agent.status().unwrap()["pods_served"], 10);
+    std::thread::scope(|s| {
+        for pod in &pods {
+            let agent = &agent;
+            s.spawn(move || {
+                pod.plugin("DEL", &dhcp_conf(pod, agent)).assert_ok();
+            });
+        }
+    });
+    assert_eq!(agent.status().unwrap()["pods_served"], 0);
 }
