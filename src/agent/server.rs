@@ -127,8 +127,11 @@ impl Server {
     fn serve(&mut self, socket: &UdpSocket, stop: &AtomicBool) {
         let mut buf = [0u8; 1500];
         while !stop.load(Ordering::Relaxed) {
-            let n = match socket.recv_from(&mut buf) {
-                Ok((n, _)) => n,
+            // recv, not recv_from: replies go to the broadcast address or the client's own, and
+            // after stop()'s shutdown the kernel returns no source address at all.
+            let n = match socket.recv(&mut buf) {
+                Ok(_) if stop.load(Ordering::Relaxed) => break,
+                Ok(n) => n,
                 Err(e)
                     if matches!(
                         e.kind(),

@@ -49,6 +49,13 @@ impl Agent {
         }
     }
 
+    /// Fails the test if any thread of the agent panicked. (A release build aborts the whole
+    /// agent on a panic; this debug build would only lose the thread, so look for it.)
+    fn assert_no_panic(&self) {
+        let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default();
+        assert!(!log.contains("panicked"), "the agent panicked:\n{log}");
+    }
+
     fn status(&self) -> Option<Value> {
         let out = Command::new(AGENT)
             .args(["status", "--socket", self.socket().to_str().unwrap()])
@@ -112,6 +119,26 @@ fn one_lease(pod: &Pod, guest: &Netns, tag: &str) -> String {
     wait_for_event(&events, "bound", 1)
 }
 
+/// udhcpc in `guest` in the background, as a guest's DHCP client stays: it renews on SIGUSR1 and
+/// releases on SIGUSR2. Returns the process and its event log.
+fn running_client(pod: &Pod, guest: &Netns, tag: &str) -> (Background, PathBuf) {
+    let (script, events) = hook(pod, tag);
+    let args = [
+        "busybox",
+        "udhcpc",
+        "-i",
+        "eth0",
+        "-f",
+        "-t",
+        "5",
+        "-T",
+        "1",
+        "-s",
+        script.to_str().unwrap(),
+    ];
+    (Background::start(guest, &args), events)
+}
+
 fn signal(process: &Background, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(process.0.id() as i32), signal).unwrap();
 }
@@ -137,23 +164,7 @@ fn guests_get_leases_on_both_bridges_that_renew_release_and_survive_an_agent_res
     );
 
     // A long-running client: renew (SIGUSR1) and release (SIGUSR2), before and after a restart.
-    let (script, events) = hook(&pod, "e2");
-    let client = Background::start(
-        &ebr,
-        &[
-            "busybox",
-            "udhcpc",
-            "-i",
-            "eth0",
-            "-f",
-            "-t",
-            "5",
-            "-T",
-            "1",
-            "-s",
-            script.to_str().unwrap(),
-        ],
-    );
+    let (client, events) = running_client(&pod, &ebr, "e2");
     let bound = wait_for_event(&events, "bound", 1);
     signal(&client, nix::sys::signal::Signal::SIGUSR1);
     let renewed = wait_for_event(&events, "renew", 1);
@@ -187,6 +198,7 @@ fn guests_get_leases_on_both_bridges_that_renew_release_and_survive_an_agent_res
 
     pod.plugin("DEL", &dhcp_conf(&pod, &agent)).assert_ok();
     assert_eq!(agent.status().unwrap()["pods_served"], 0, "DEL unregisters");
+    agent.assert_no_panic();
 }
 
 #[test]
@@ -215,6 +227,7 @@ fn each_pod_has_its_own_pool_and_a_gone_netns_is_dropped() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    agent.assert_no_panic();
 }
 
 #[test]
@@ -238,23 +251,7 @@ fn floods_garbage_and_bad_registrations_leave_the_agent_serving() {
     let agent = Agent::start(pod.dir.join("agent"));
     pod.plugin("ADD", &dhcp_conf(&pod, &agent)).assert_ok();
     let guest = pod.guest_on("cvd-ebr", "c");
-    let (script, events) = hook(&pod, "c");
-    let client = Background::start(
-        &guest,
-        &[
-            "busybox",
-            "udhcpc",
-            "-i",
-            "eth0",
-            "-f",
-            "-t",
-            "5",
-            "-T",
-            "1",
-            "-s",
-            script.to_str().unwrap(),
-        ],
-    );
+    let (client, events) = running_client(&pod, &guest, "c");
     wait_for_event(&events, "bound", 1);
 
     // A flood of DISCOVERs with random MACs from another guest fills the pool...
@@ -303,6 +300,7 @@ fn floods_garbage_and_bad_registrations_leave_the_agent_serving() {
         "{answer}"
     );
     assert_eq!(agent.status().unwrap()["pods_served"], 1);
+    agent.assert_no_panic();
 }
 
 #[test]
@@ -347,4 +345,5 @@ fn one_agent_serves_fifty_pods_and_gc_drops_stale_registrations() {
         }
     });
     assert_eq!(agent.status().unwrap()["pods_served"], 0);
+    agent.assert_no_panic();
 }

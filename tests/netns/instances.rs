@@ -83,24 +83,16 @@ fn a_retry_keeps_its_numbers_and_exhaustion_fails_cleanly() {
     let node = Arc::new(Netns::new("node", &unique_id()));
     let (first, second) = (Pod::on_node("1.0.0", node.clone()), Pod::on_node("1.0.0", node));
     let range = json!({"instanceRange": [5, 6], "instances": 2});
-    assert_eq!(
+    let add_first = || {
         numbers(
             &first
                 .plugin("ADD", &auto(&first, range.clone()))
                 .assert_ok()
-                .json()
-        ),
-        [5, 6]
-    );
-    assert_eq!(
-        numbers(
-            &first
-                .plugin("ADD", &auto(&first, range.clone()))
-                .assert_ok()
-                .json()
-        ),
-        [5, 6]
-    );
+                .json(),
+        )
+    };
+    assert_eq!(add_first(), [5, 6]);
+    assert_eq!(add_first(), [5, 6], "a retried ADD keeps its numbers");
 
     let before = second.snapshot();
     let full = second.plugin("ADD", &auto(&second, range.clone()));
