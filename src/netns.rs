@@ -69,10 +69,6 @@ impl Netns {
         })
     }
 
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
     /// True when this is the namespace the plugin itself runs in, i.e. the node's: a chained
     /// plugin must never build anything there.
     pub fn is_own(&self) -> Result<bool, Error> {
