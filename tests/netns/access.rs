@@ -1,10 +1,9 @@
 //! What a real process with no capabilities can do with the result: attach to every TAP the way
 //! crosvm does, be refused where tapOwner/tapGroup say so, and get guest traffic masqueraded.
 
-use crate::support::{Pod, GUEST, PEER_IP, UNPRIVILEGED_UID};
+use crate::support::{wait_for_listener, Pod, GUEST, PEER_IP, UNPRIVILEGED_UID};
 use serde_json::json;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const TAPS: [&str; 4] = ["cvd-mtap-01", "cvd-wifiap-01", "cvd-etap-01", "cvd-wtap-01"];
 
@@ -109,7 +108,7 @@ fn guest_traffic_leaves_the_pod_masqueraded() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for_udp_listener(&peer.0, port);
+        wait_for_listener(peer, port.parse().unwrap());
         let guest = pod.guest_as(
             UNPRIVILEGED_UID,
             UNPRIVILEGED_UID,
@@ -137,19 +136,4 @@ fn guest_traffic_leaves_the_pod_masqueraded() {
         without_nat.stdout.starts_with("error: no reply"),
         "{without_nat:?}"
     );
-}
-
-fn wait_for_udp_listener(netns: &str, port: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let out = Command::new("ip")
-            .args(["netns", "exec", netns, "ss", "-Hlun", &format!("sport = :{port}")])
-            .output()
-            .unwrap();
-        if !out.stdout.is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("UDP reflector on port {port} did not start");
 }

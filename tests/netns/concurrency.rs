@@ -2,7 +2,7 @@
 //! correct, none affects another, nothing leaks.
 
 use crate::expect;
-use crate::support::{Netns, Pod};
+use crate::support::{plugin_in_parallel, Netns, Pod};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -14,26 +14,14 @@ fn fifty_pods_in_parallel_on_one_node() {
     let pods: Vec<Pod> = (0..PODS).map(|_| Pod::on_node("1.1.0", node.clone())).collect();
     let conf = |pod: &Pod, i: usize| pod.conf(json!({"instances": 1 + i % 3}));
 
-    std::thread::scope(|s| {
-        for (i, pod) in pods.iter().enumerate() {
-            s.spawn(move || {
-                pod.plugin("ADD", &conf(pod, i)).assert_ok();
-            });
-        }
-    });
+    plugin_in_parallel(&pods, "ADD", conf);
     for (i, pod) in pods.iter().enumerate() {
         let instances: Vec<u32> = (1..=(1 + i % 3) as u32).collect();
         expect::objects(pod, &instances, None, None);
         pod.plugin("CHECK", &conf(pod, i)).assert_ok();
     }
 
-    std::thread::scope(|s| {
-        for (i, pod) in pods.iter().enumerate() {
-            s.spawn(move || {
-                pod.plugin("DEL", &conf(pod, i)).assert_ok();
-            });
-        }
-    });
+    plugin_in_parallel(&pods, "DEL", conf);
     for pod in &pods {
         expect::untouched(pod);
         assert_eq!(pod.sysctl("net/ipv4/ip_forward"), "0");

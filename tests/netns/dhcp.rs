@@ -2,7 +2,7 @@
 //! udhcpc) in guest namespaces joined to `cvd-ebr` and `cvd-wbr`: the pod's containers need no
 //! capability for any of it.
 
-use crate::support::{sh, Background, Netns, Pod, GUEST, PLUGIN};
+use crate::support::{plugin_in_parallel, sh, Background, Netns, Pod, GUEST, PLUGIN};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
@@ -308,14 +308,7 @@ fn one_agent_serves_fifty_pods_and_gc_drops_stale_registrations() {
     let node = std::sync::Arc::new(Netns::new("node", &crate::support::unique_id()));
     let pods: Vec<Pod> = (0..50).map(|_| Pod::on_node("1.1.0", node.clone())).collect();
     let agent = Agent::start(pods[0].dir.join("agent"));
-    std::thread::scope(|s| {
-        for pod in &pods {
-            let agent = &agent;
-            s.spawn(move || {
-                pod.plugin("ADD", &dhcp_conf(pod, agent)).assert_ok();
-            });
-        }
-    });
+    plugin_in_parallel(&pods, "ADD", |pod, _| dhcp_conf(pod, &agent));
     assert_eq!(agent.status().unwrap()["pods_served"], 50);
     // Clients of a few pods: each pod's first client gets .2 from that pod's own pool.
     for (i, pod) in pods.iter().enumerate().step_by(12) {
@@ -336,14 +329,7 @@ fn one_agent_serves_fifty_pods_and_gc_drops_stale_registrations() {
         .exec_raw(PLUGIN, "GC", gc.to_string().as_bytes(), "", &[])
         .assert_ok();
     assert_eq!(agent.status().unwrap()["pods_served"], 10);
-    std::thread::scope(|s| {
-        for pod in &pods {
-            let agent = &agent;
-            s.spawn(move || {
-                pod.plugin("DEL", &dhcp_conf(pod, agent)).assert_ok();
-            });
-        }
-    });
+    plugin_in_parallel(&pods, "DEL", |pod, _| dhcp_conf(pod, &agent));
     assert_eq!(agent.status().unwrap()["pods_served"], 0);
     agent.assert_no_panic();
 }

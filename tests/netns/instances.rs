@@ -2,7 +2,7 @@
 //! node, handed out by ADD and given back by DEL and GC.
 
 use crate::expect;
-use crate::support::{unique_id, Netns, Pod, PLUGIN};
+use crate::support::{plugin_in_parallel, unique_id, Netns, Pod, PLUGIN};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -40,14 +40,7 @@ fn fifty_parallel_pods_get_disjoint_numbers_and_give_them_back() {
     let node = Arc::new(Netns::new("node", &unique_id()));
     let pods: Vec<Pod> = (0..50).map(|_| Pod::on_node("1.1.0", node.clone())).collect();
     let conf = |pod: &Pod, i: usize| auto(pod, json!({"instances": 1 + i % 2}));
-    let results: Vec<Value> = std::thread::scope(|s| {
-        let handles: Vec<_> = pods
-            .iter()
-            .enumerate()
-            .map(|(i, pod)| s.spawn(move || pod.plugin("ADD", &conf(pod, i)).assert_ok().json()))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = plugin_in_parallel(&pods, "ADD", conf);
     let mut seen = BTreeSet::new();
     for (i, (pod, result)) in pods.iter().zip(&results).enumerate() {
         let mine = numbers(result);
@@ -64,13 +57,7 @@ fn fifty_parallel_pods_get_disjoint_numbers_and_give_them_back() {
     }
     assert_eq!(allocated(&pods[0]), seen);
 
-    std::thread::scope(|s| {
-        for (i, pod) in pods.iter().enumerate() {
-            s.spawn(move || {
-                pod.plugin("DEL", &conf(pod, i)).assert_ok();
-            });
-        }
-    });
+    plugin_in_parallel(&pods, "DEL", conf);
     assert!(
         allocated(&pods[0]).is_empty(),
         "DEL left {:?} allocated",
