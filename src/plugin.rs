@@ -171,9 +171,9 @@ fn remove_from_netns(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
     })
 }
 
-/// GC: our links and rules live in pod netns and die with them; the only node-side state is
-/// the instance allocations of `baseInstance: "auto"`, released here for attachments that are
-/// no longer valid.
+/// GC: our links and rules live in pod netns and die with them. The node-side state is the
+/// instance allocations of `baseInstance: "auto"` and, with `dhcp`, the agent's registrations:
+/// both are dropped here for attachments that are no longer valid.
 fn gc(conf: &NetConf) -> Result<()> {
     conf.version.require(Version::V1_1_0, "GC")?;
     if let (Some(dhcp), Some(valid)) = (&conf.dhcp, &conf.valid_attachments) {
