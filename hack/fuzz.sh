@@ -11,5 +11,9 @@ mkdir -p "$corpus"
 # Seed with the repository's own configurations.
 for f in conf/*.conflist; do jq -c '.plugins[-1] + {cniVersion: .cniVersion, name: .name}' "$f" >"$corpus/seed-$(basename "$f")"; done
 log=$(mktemp)
-RUSTC_BOOTSTRAP=1 cargo fuzz run config "$corpus" -- -max_total_time="$seconds" -print_final_stats=1 2>&1 | tee "$log" | tail -5
-grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$log" || true
+if ! RUSTC_BOOTSTRAP=1 cargo fuzz run config "$corpus" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    grep -v '^#' "$log" | tail -60 >&2
+    echo "fuzz.sh: the fuzzer failed (a crash is saved under fuzz/artifacts/config/); full log: $log" >&2
+    exit 1
+fi
+grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$log"

@@ -12,6 +12,8 @@ root_before=$(hack/root-ns-snapshot.sh)
 echo "== format and lints" >&2
 cargo fmt --check
 cargo clippy --quiet --all-targets --features netns-tests -- -D warnings
+# The fuzz target (run by hack/fuzz.sh, not here) must keep compiling against the library.
+cargo check --quiet --manifest-path fuzz/Cargo.toml
 
 echo "== unit and integration tests" >&2
 test_log=$(mktemp)

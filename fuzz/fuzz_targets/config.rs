@@ -4,7 +4,7 @@
 #![no_main]
 
 use cuttlefish_cni::cni::{parse_cni_args, Attachment, Command, Invocation};
-use cuttlefish_cni::config::{peek_version, NetConf, MAX_INSTANCE};
+use cuttlefish_cni::config::{peek_version, BaseInstance, NetConf, MAX_INSTANCE};
 use cuttlefish_cni::plan::Plan;
 use libfuzzer_sys::fuzz_target;
 
@@ -24,12 +24,24 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = peek_version(stdin);
     if let Ok(conf) = NetConf::parse(stdin, &invocation) {
-        let s = conf.settings;
-        assert!(s.instances >= 1 && s.base_instance >= 1);
-        assert!(s.base_instance + s.instances - 1 <= MAX_INSTANCE);
-        assert!(s.tap_owner != Some(u32::MAX) && s.tap_group != Some(u32::MAX));
-        let plan = Plan::new(&s);
-        assert_eq!(plan.taps.len(), 4 * s.instances as usize);
+        let request = conf.request;
+        let (low, high) = conf.allocation.range;
+        assert!(1 <= low && low <= high && high <= MAX_INSTANCE);
+        assert!(request.instances >= 1);
+        assert!(request.tap_owner != Some(u32::MAX) && request.tap_group != Some(u32::MAX));
+        let base = match request.base {
+            BaseInstance::Number(base) => {
+                assert!(base >= 1 && base + request.instances - 1 <= MAX_INSTANCE);
+                base
+            }
+            // Allocation picks a block inside the range; the largest possible base must fit.
+            BaseInstance::Auto => {
+                assert!(request.instances <= high - low + 1);
+                high - request.instances + 1
+            }
+        };
+        let plan = Plan::new(&request.settings(base));
+        assert_eq!(plan.taps.len(), 4 * request.instances as usize);
         assert!(plan.link_names().all(|n| n.len() <= 15));
     }
 });
