@@ -85,12 +85,6 @@ impl Error {
     /// True when the kernel said the object does not exist, which DEL treats as success.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Kernel { source, .. }
-            if matches!(source.raw_os_error(), Some(libc_errno::ENODEV | libc_errno::ENOENT)))
+            if matches!(source.raw_os_error(), Some(nix::libc::ENODEV | nix::libc::ENOENT)))
     }
-}
-
-/// The two errno values DEL tolerates, named without pulling `libc` in directly.
-mod libc_errno {
-    pub const ENOENT: i32 = nix::libc::ENOENT;
-    pub const ENODEV: i32 = nix::libc::ENODEV;
 }

@@ -4,7 +4,7 @@
 
 use crate::support::{plugin_in_parallel, sh, Background, Netns, Pod, GUEST, PLUGIN};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -98,44 +98,33 @@ fn wait_for_event(events: &PathBuf, kind: &str, count: usize) -> String {
     }
 }
 
+/// busybox udhcpc on the guest's eth0 with our hook; `once`: quit after the first lease
+/// (`-q -n`), else keep running like a guest's client (renew on SIGUSR1, release on SIGUSR2).
+fn udhcpc(script: &Path, once: bool) -> Vec<String> {
+    let mut args = vec!["busybox", "udhcpc", "-i", "eth0", "-f", "-t", "5", "-T", "1"];
+    if once {
+        args.extend(["-q", "-n"]);
+    }
+    args.push("-s");
+    args.iter()
+        .map(|a| a.to_string())
+        .chain([script.display().to_string()])
+        .collect()
+}
+
 /// udhcpc in `guest` for one lease, in the foreground; returns the `bound` line.
 fn one_lease(pod: &Pod, guest: &Netns, tag: &str) -> String {
     let (script, events) = hook(pod, tag);
-    guest.exec(&[
-        "busybox",
-        "udhcpc",
-        "-i",
-        "eth0",
-        "-f",
-        "-q",
-        "-n",
-        "-t",
-        "5",
-        "-T",
-        "1",
-        "-s",
-        script.to_str().unwrap(),
-    ]);
+    let args = udhcpc(&script, true);
+    guest.exec(&args.iter().map(String::as_str).collect::<Vec<_>>());
     wait_for_event(&events, "bound", 1)
 }
 
-/// udhcpc in `guest` in the background, as a guest's DHCP client stays: it renews on SIGUSR1 and
-/// releases on SIGUSR2. Returns the process and its event log.
+/// udhcpc in `guest` in the background; returns the process and its event log.
 fn running_client(pod: &Pod, guest: &Netns, tag: &str) -> (Background, PathBuf) {
     let (script, events) = hook(pod, tag);
-    let args = [
-        "busybox",
-        "udhcpc",
-        "-i",
-        "eth0",
-        "-f",
-        "-t",
-        "5",
-        "-T",
-        "1",
-        "-s",
-        script.to_str().unwrap(),
-    ];
+    let args = udhcpc(&script, false);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     (Background::start(guest, &args), events)
 }
 

@@ -3,8 +3,6 @@
 //! configures, and optionally a "peer" namespace upstream of the node. The reference `ptp`
 //! plugin is the primary, so `prevResult` is real. Everything is removed on drop, on failure too.
 
-#![allow(dead_code)] // each test file uses a different part of this module
-
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
