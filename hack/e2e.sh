@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests of cuttlefish-cni under real container runtimes, with a real guest VM.
 #
-#   sudo hack/e2e.sh                      # all steps: podman containerd guest
+#   sudo hack/e2e.sh                      # all steps: podman containerd cri guest
 #   sudo hack/e2e.sh podman guest         # a subset
 #
 # Steps (each prints PASS/FAIL per check; the script exits 1 when any check fails):
@@ -12,6 +12,9 @@
 #               After `podman stop`: the (held) pod netns has nothing of ours, the log shows DEL ok.
 #   containerd  containerd 1.6 started by hand, `ctr run --cni`, the same chain and checks. ctr
 #               sends DEL with an empty CNI_NETNS; it must succeed, and the pod netns must be gone.
+#   cri         containerd 1.6's CRI plugin driven like a kubelet (hack/e2e/cri.py): two CVD pods at
+#               once, uid 1000 and no capabilities, both build cvd-mtap-01 and both serve port 6520
+#               on their own pod IP.
 #   guest       qemu (TCG) inside a podman container (uid 1000, no capabilities) boots a Debian
 #               kernel on cvd-mtap-01, guest side 192.168.97.2/30 via 192.168.97.1 (as Cuttlefish
 #               configures its mobile interface), and on cvd-etap-01 as eth1, which takes its
@@ -35,7 +38,7 @@ source "$HERE/e2e/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "hack/e2e.sh needs root (namespaces, runtimes, mknod)" >&2; exit 1; }
 
 STEPS=("$@")
-((${#STEPS[@]})) || STEPS=(podman containerd guest)
+((${#STEPS[@]})) || STEPS=(podman containerd cri guest)
 ACCEL=${ACCEL:-tcg}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}
 IMG=localhost/cfe2e-busybox:latest
@@ -111,17 +114,14 @@ trap 'on_signal HUP' HUP
 # ---------------------------------------------------------------------------------------------------
 step_prepare() {
     need_pkgs podman conmon runc containerd golang-github-containers-common containernetworking-plugins \
-        qemu-system-x86 busybox-static tcpdump gcc libc6-dev jq nftables iproute2 util-linux libcap2-bin procps xz-utils
+        qemu-system-x86 busybox-static tcpdump gcc libc6-dev jq nftables iproute2 util-linux libcap2-bin procps xz-utils \
+        python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
     dpkg-query -W podman containerd runc conmon containernetworking-plugins qemu-system-x86 busybox-static | sed 's/^/  /'
     local bin=${CUTTLEFISH_CNI_BIN:-} t0
     if [ -z "$bin" ]; then
         say "building the plugin: CARGO_TARGET_DIR=/tmp/e2e-target hack/build-release.sh"
-        local cargo_path=$PATH d
-        for d in "${SUDO_USER:+$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin}" /root/.cargo/bin /usr/local/cargo/bin; do
-            [ -n "$d" ] && [ -d "$d" ] && cargo_path=$d:$cargo_path
-        done
         t0=$(ms_now)
-        bin=$(cd "$REPO" && PATH=$cargo_path CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/e2e-target} hack/build-release.sh)/cuttlefish-cni
+        bin=$(cd "$REPO" && PATH=$(cargo_path) CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/e2e-target} hack/build-release.sh)/cuttlefish-cni
         timing "plugin build (cargo, release, static)" $(($(ms_now) - t0))
     fi
     [ -x "$bin" ] || { echo "no plugin binary at $bin"; return 1; }
@@ -389,6 +389,92 @@ step_guest() {
     [ -n "$t_done" ] && timing "podman run -> guest done ($ACCEL)" "$t_done"
     [ -n "$t_del" ] && timing "podman run -> DEL logged after poweroff" "$t_del"
     return 0
+}
+
+# ---------------------------------------------------------------------------------------------------
+# cri: containerd's CRI plugin driven like a kubelet (hack/e2e/cri.py). Two CVD pods at once, both at
+# instance 1 (cvd-mtap-01), each serving on port 6520 of its own pod IP.
+CRI=$RUN/containerd-cri
+CRI_SOCK=$CRI/containerd.sock
+CRI_PAUSE=localhost/cfe2e-pause:latest
+cri_stubs() { # the runtime.v1 Python stubs, from the api.proto that the k8s-cri crate ships
+    local src=$CACHE/k8s-cri-0.11.0
+    [ -f "$src/proto/v1.proto" ] || crate_source k8s-cri 0.11.0 "$src"
+    mkdir -p "$RUN/cri-py"
+    sed '/debug_redact/d' "$src/proto/v1.proto" >"$RUN/cri-py/v1.proto" # Debian 12's protoc predates the option
+    protoc -I "$RUN/cri-py" --python_out="$RUN/cri-py" --grpc_python_out="$RUN/cri-py" \
+        --plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin "$RUN/cri-py/v1.proto"
+}
+cri_start() {
+    mkdir -p "$CRI/net.d"
+    write_conflist "$CRI/net.d/10-$NET.conflist"
+    cat >"$CRI/config.toml" <<EOF
+version = 2
+root = "$CRI/root"
+state = "$CRI/state"
+[grpc]
+  address = "$CRI_SOCK"
+[ttrpc]
+  address = "$CRI_SOCK.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CRI/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$CRI_PAUSE"
+  # root here lacks CAP_SYS_RESOURCE: the pause container's oom_score_adj -998 would be refused by runc
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNIBIN"
+    conf_dir = "$CRI/net.d"
+    max_conf_num = 1
+EOF
+    nsenter --net=/run/netns/$NODE containerd --config "$CRI/config.toml" >"$LOG/containerd-cri.log" 2>&1 &
+    save_pid containerd-cri $!
+    local ctr=(ctr --address "$CRI_SOCK" --namespace k8s.io)
+    wait_for 20 bash -c "nsenter --net=/run/netns/$NODE ${ctr[*]} version >/dev/null 2>&1"
+    make_docker_archive "$RUN/rootfs.tar" "$RUN/cri-pause.tar" $CRI_PAUSE ""
+    make_docker_archive "$RUN/rootfs.tar" "$RUN/cri-image.tar" $IMG ""
+    in_node "${ctr[@]}" images import "$RUN/cri-pause.tar" >/dev/null
+    in_node "${ctr[@]}" images import "$RUN/cri-image.tar" >/dev/null
+}
+cri() { PYTHONPATH="$RUN/cri-py" in_node python3 "$HERE/e2e/cri.py" "$1" "$CRI_SOCK" "${@:2}"; }
+step_cri() {
+    local spec=$RUN/cri-spec.json state=$RUN/cri-state.json n ip out sandbox
+    cri_stubs
+    cri_start
+    # each pod: who it is, the TAP of instance 1, then a listener on 6520 (ADB's port at instance 1)
+    local inside='echo "IN-ID $(id)"; grep -E "^(CapEff|CapBnd|NoNewPrivs):" /proc/self/status | tr -s "\t" " " | sed "s/^/IN-/"
+        tunprobe attach cvd-mtap-01; httpd -p 6520 -h /tmp && echo IN-READY; trap "exit 0" TERM; sleep 600 & wait'
+    jq -n --arg pause $CRI_PAUSE --arg image $IMG --arg work "$CRI" --arg inside "$inside" --arg tun "$RUN/dev/tun" '
+        {pause: $pause, image: $image, workdir: $work, timeout: 30,
+         pods: [range(2) | {name: "cvd-\(.)", user: 1000, group: 1000, command: ["/bin/sh", "-c", $inside],
+                devices: [{host: $tun, container: "/dev/net/tun", permissions: "rw"}],
+                seccomp: "runtime-default", marker: "IN-READY"}]}' >"$spec"
+    cri up "$spec" "$state"
+    for n in 0 1; do
+        out=$LOG/cri-inside-$n.txt
+        jq -r ".pods[$n].output" "$state" >"$out"
+        ip=$(jq -r ".pods[$n].ip" "$state")
+        sed "s/^/  cvd-$n | /" "$out"
+        check "cvd-$n: uid 1000, CapEff 0, CapBnd 0, NoNewPrivs 1" bash -c "grep -q '^IN-ID uid=1000' '$out' &&
+            grep -q '^IN-CapEff: 0000000000000000' '$out' && grep -q '^IN-CapBnd: 0000000000000000' '$out' &&
+            grep -q '^IN-NoNewPrivs: 1' '$out'"
+        check "cvd-$n: attaches to cvd-mtap-01 (instance 1 in every pod)" grep -q '^TUNPROBE-ATTACH-OK cvd-mtap-01' "$out"
+        check "cvd-$n: port 6520 answers at its pod IP $ip from the node" wait_for 5 bash -c \
+            "nsenter --net=/run/netns/$NODE busybox wget -q -O /dev/null http://$ip:6520/ 2>&1 | grep -q 404"
+    done
+    check "the two pods have different pod IPs" test "$(jq -r '.pods[0].ip' "$state")" != "$(jq -r '.pods[1].ip' "$state")"
+    cri down "$state"
+    for n in 0 1; do
+        sandbox=$(jq -r ".pods[$n].sandbox" "$state")
+        check "cvd-$n: plugin log has ADD and DEL for its sandbox, outcome=ok" bash -c "plugin_log_has() { grep -E \"command=\$1 .*container=\$2/eth0 .*outcome=ok\" '$PLUGIN_LOG' >/dev/null; };
+            plugin_log_has ADD $sandbox && plugin_log_has DEL $sandbox"
+    done
+    kill_saved containerd-cri
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -56,6 +56,30 @@ need_pkgs() {
         >"$LOG/apt.log" 2>&1 || { tail -20 "$LOG/apt.log"; return 1; }
 }
 
+# --- cargo: found where rustup or the Debian image put it (PATH is reset above) -------------------
+cargo_path() {
+    local p=$PATH d
+    for d in "${SUDO_USER:+$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin}" /root/.cargo/bin /usr/local/cargo/bin; do
+        [ -n "$d" ] && [ -d "$d" ] && p=$d:$p
+    done
+    echo "$p"
+}
+# crate_source CRATE VERSION DIR: the published source of a crates.io package, unpacked as DIR
+crate_source() {
+    local crate=$1 version=$2 dir=$3 tmp
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/src"
+    : >"$tmp/src/lib.rs"
+    printf '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n%s = "=%s"\n' \
+        "$crate" "$version" >"$tmp/Cargo.toml"
+    PATH=$(cargo_path) cargo fetch --quiet --manifest-path "$tmp/Cargo.toml" &&
+        mkdir -p "$(dirname "$dir")" &&
+        tar -xzf "$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$crate-$version.crate" | head -1)" -C "$(dirname "$dir")"
+    local rc=$?
+    rm -rf "$tmp"
+    [ $rc -eq 0 ] && [ -d "$dir" ]
+}
+
 # --- things outside $W: created only when absent, recorded, removed on exit ------------------
 ledger_add() { echo "$1 $2" >>"$LEDGER"; } # KIND PATH
 # ensure_dir DIR: mkdir -p, recording every directory level that did not exist before
