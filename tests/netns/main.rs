@@ -14,4 +14,5 @@ mod instances;
 mod lifecycle;
 mod ownership;
 mod selection;
+mod settings;
 mod support;
