@@ -13,6 +13,7 @@ pub mod fault;
 pub mod install;
 pub mod instances;
 pub mod kernel;
+pub mod log_file;
 pub mod logger;
 pub mod mark;
 pub mod netlink;

@@ -1,9 +1,15 @@
 //! Logging to stderr and, when configured, to a log file. Never to stdout: stdout carries the
-//! CNI protocol only.
+//! CNI protocol only. Every message has its control characters escaped here, whatever it holds
+//! (config keys, `CNI_ARGS` values, paths), so no value can start a line of its own.
 
 use crate::config::LogSettings;
-use std::fs::{File, OpenOptions};
+use crate::error::Error;
+use crate::log_file::{self, OpenError};
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::fs::File;
 use std::io::Write;
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,20 +30,47 @@ pub fn init() {
     }
 }
 
-/// Applies `logLevel` and opens `logFile` (append). A log file that cannot be opened is
-/// reported on stderr and does not fail the invocation.
-pub fn configure(settings: &LogSettings) {
-    log::set_max_level(settings.level);
+pub fn set_level(level: log::LevelFilter) {
+    log::set_max_level(level);
+}
+
+/// Applies `logLevel` and opens `logFile` (append; see `log_file`). A log file that breaks the
+/// rules of `log_file` is a configuration error (code 7). One the file system refuses (a full
+/// or read-only disk) is reported on stderr and does not fail the invocation.
+pub fn configure(settings: &LogSettings) -> Result<(), Error> {
+    set_level(settings.level);
     let (Some(path), Some(logger)) = (&settings.file, LOGGER.get()) else {
-        return;
+        return Ok(());
     };
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    match OpenOptions::new().create(true).append(true).open(path) {
+    match log_file::open(path, Path::new(log_file::CREATABLE_UNDER)) {
         Ok(file) => *logger.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(file),
-        Err(e) => eprintln!("cuttlefish-cni: cannot open log file {}: {e}", path.display()),
+        Err(OpenError::Refused(reason)) => return Err(Error::invalid("logFile", path.display(), reason)),
+        Err(OpenError::Io(e)) => log::warn!("cannot open log file {}: {e}", path.display()),
     }
+    Ok(())
+}
+
+/// `text` with backslashes doubled and control characters (and the Unicode line and paragraph
+/// separators) written as escapes, so it stays on one line and reads back unambiguously.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    let needs_escape = |c: char| c == '\\' || c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.contains(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 impl log::Log for Logger {
@@ -54,7 +87,7 @@ impl log::Log for Logger {
             utc_timestamp(SystemTime::now()),
             record.level(),
             std::process::id(),
-            record.args()
+            escape(&record.args().to_string())
         );
         let _ = std::io::stderr().write_all(line.as_bytes());
         if let Some(file) = self.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
@@ -93,6 +126,19 @@ fn utc_timestamp(now: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn control_characters_and_backslashes_are_escaped() {
+        assert!(matches!(escape("pod=ns/name ok"), Cow::Borrowed(_)));
+        assert_eq!(escape("a\nb\rc\td"), "a\\nb\\rc\\td");
+        assert_eq!(escape("back\\slash \\n"), "back\\\\slash \\\\n");
+        assert_eq!(
+            escape("\u{1b}[31m\u{0}\u{7f}\u{85}"),
+            "\\u{1b}[31m\\u{0}\\u{7f}\\u{85}"
+        );
+        assert_eq!(escape("x\u{2028}y\u{2029}"), "x\\u{2028}y\\u{2029}");
+        assert_eq!(escape("ünïcödé stays"), "ünïcödé stays");
+    }
 
     #[test]
     fn timestamps_are_utc_rfc3339() {

@@ -83,6 +83,6 @@ impl Summary {
 fn outcome_text(outcome: &Result<Option<Value>, Error>) -> String {
     match outcome {
         Ok(_) => "ok".to_string(),
-        Err(e) => format!("error code={} msg={:?}", e.code(), e.to_string()),
+        Err(e) => format!("error code={} msg=\"{e}\"", e.code()),
     }
 }

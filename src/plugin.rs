@@ -21,7 +21,7 @@ pub fn run(invocation: &Invocation, stdin: &[u8]) -> Result<Option<Value>> {
         return Ok(Some(cni::version_json(&version)));
     }
     let conf = NetConf::parse(stdin, invocation)?;
-    logger::configure(&conf.log);
+    logger::configure(&conf.log)?;
     if !conf.unknown_keys.is_empty() {
         log::warn!(
             "ignoring unknown configuration keys: {}",

@@ -452,3 +452,24 @@ fn the_executable_installs_and_uninstalls_from_environment_variables() {
     assert_eq!(failed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("05-cilium.conflist"));
 }
+
+#[test]
+fn dns_redirect_declares_the_dns_capability() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    host.fake_plugin("cilium-cni", &["0.3.1", "0.4.0", "1.0.0", "1.1.0"]);
+    install::run_once(&host.options(&[r#"--plugin-keys={"dnsRedirect": true}"#])).unwrap();
+    assert_eq!(
+        plugins(&host.conflist("05-cilium.conflist"))[1],
+        serde_json::json!({"type": "cuttlefish-cni", "capabilities": {"io.kubernetes.cri.pod-annotations": true, "dns": true}, "dnsRedirect": true})
+    );
+    host.uninstall();
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+
+    // A listed server needs nothing from the runtime.
+    let listed = r#"--plugin-keys={"dnsRedirect": ["10.96.0.10"]}"#;
+    install::run_once(&host.options(&[listed])).unwrap();
+    assert_eq!(
+        plugins(&host.conflist("05-cilium.conflist"))[1]["capabilities"],
+        serde_json::json!({"io.kubernetes.cri.pod-annotations": true})
+    );
+}

@@ -7,7 +7,7 @@
 use cuttlefish_cni::agent::client;
 use cuttlefish_cni::agent::daemon::Agent;
 use cuttlefish_cni::agent::protocol::Request;
-use cuttlefish_cni::config::{LogSettings, DEFAULT_AGENT_SOCKET};
+use cuttlefish_cni::config::DEFAULT_AGENT_SOCKET;
 use cuttlefish_cni::logger;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,10 +54,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logger::configure(&LogSettings {
-        file: None,
-        level: args.level,
-    });
+    logger::set_level(args.level);
     let outcome = if args.status {
         client::call(&args.socket, &Request::Status).map(|response| {
             println!(

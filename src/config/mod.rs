@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 /// Largest number of instances Cuttlefish's host-resources script provisions (mtap/wifiap bands).
 pub const MAX_INSTANCE: u32 = 128;
+/// How many instances one pod may take unless `maxInstancesPerPod` says otherwise.
+pub const DEFAULT_MAX_INSTANCES_PER_POD: u32 = 16;
 /// stdin larger than this is refused before parsing. A chained config with Cilium's prevResult
 /// is a few KiB.
 pub const MAX_STDIN_BYTES: usize = 1 << 20;
@@ -137,8 +139,9 @@ const SPEC_KEYS: [&str; 13] = [
     "disableCheck",
     "disableGC",
 ];
-const PLUGIN_KEYS: [&str; 14] = [
+const PLUGIN_KEYS: [&str; 15] = [
     "instances",
+    "maxInstancesPerPod",
     "baseInstance",
     "tapOwner",
     "tapGroup",
@@ -222,10 +225,20 @@ impl NetConf {
                 ))
             }
         };
+        let selected = select == Select::All || channels.pod_asks();
         let allocation = allocation_config(&root)?;
         let dhcp = dhcp_config(&root)?;
-        let mut request = request(&root, &channels, &allocation)?;
-        request.dns_redirect = dns_redirect(&root, runtime_config, invocation)?;
+        let admitting = matches!(invocation.command, Command::Add { .. });
+        let mut request = request(&root, &channels, &allocation, admitting)?;
+        // Only the pods the plugin builds for need a DNS server, and only ADD and CHECK use it.
+        let needs_server =
+            selected && matches!(invocation.command, Command::Add { .. } | Command::Check { .. });
+        request.dns_redirect = match dns_redirect(&root)? {
+            DnsRedirect::Off => None,
+            DnsRedirect::To(server) => Some(server),
+            DnsRedirect::FromRuntime if needs_server => Some(runtime_dns_server(runtime_config)?),
+            DnsRedirect::FromRuntime => None,
+        };
         let log = log_settings(&root)?;
         let prev_result = prev_result::parse(root.get("prevResult"))?;
         let valid_attachments = valid_attachments(&root)?;
@@ -245,7 +258,7 @@ impl NetConf {
             version_text,
             name,
             select,
-            selected: select == Select::All || channels.pod_asks(),
+            selected,
             request,
             allocation,
             dhcp,
@@ -292,17 +305,103 @@ fn validate_network_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// Plugin keys, then per-pod overrides, each checked against the same bounds.
+/// The plugin keys behind a [`Request`], checked on every call, whether or not the pod
+/// overrides them: a broken key must not wait for the first pod without an override.
+struct PluginRequest {
+    instances: u32,
+    base: BaseInstance,
+    tap_owner: Option<u32>,
+    tap_group: Option<u32>,
+    max_per_pod: u32,
+}
+
+fn plugin_request(root: &Map<String, Value>, allocation: &AllocationConfig) -> Result<PluginRequest, Error> {
+    let max_per_pod =
+        plugin_number(root, "maxInstancesPerPod", 1, MAX_INSTANCE)?.unwrap_or(DEFAULT_MAX_INSTANCES_PER_POD);
+    let instances = plugin_number(root, overrides::INSTANCES.plugin_key, 1, MAX_INSTANCE)?.unwrap_or(1);
+    if instances > max_per_pod {
+        return Err(Error::invalid(
+            "instances",
+            instances,
+            format!("more than maxInstancesPerPod ({max_per_pod})"),
+        ));
+    }
+    let base = match root.get(overrides::BASE_INSTANCE.plugin_key) {
+        None | Some(Value::Null) => BaseInstance::Number(1),
+        Some(Value::String(s)) if s == "auto" => BaseInstance::Auto,
+        Some(Value::Number(n)) => {
+            parse_bounded("baseInstance", &n.to_string(), 1, MAX_INSTANCE).map(BaseInstance::Number)?
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                "baseInstance",
+                other,
+                "must be a number or \"auto\"",
+            ))
+        }
+    };
+    check_fits(base, instances, allocation)?;
+    // u32::MAX is the kernel's "no owner" value, so it cannot be asked for.
+    Ok(PluginRequest {
+        instances,
+        base,
+        tap_owner: plugin_number(root, overrides::TAP_OWNER.plugin_key, 0, u32::MAX - 1)?,
+        tap_group: plugin_number(root, overrides::TAP_GROUP.plugin_key, 0, u32::MAX - 1)?,
+        max_per_pod,
+    })
+}
+
+/// Plugin keys, then per-pod overrides, each checked against the same bounds. `admitting` (ADD)
+/// adds what a pod may ask for on this node. DEL and CHECK skip those limits, so a pod admitted
+/// under an earlier configuration can still be checked and removed.
 fn request(
     root: &Map<String, Value>,
     pod: &PodChannels,
     allocation: &AllocationConfig,
+    admitting: bool,
 ) -> Result<Request, Error> {
-    let instances = number_setting(root, pod, &overrides::INSTANCES, 1, MAX_INSTANCE)?.unwrap_or(1);
-    let base = base_instance(root, pod)?;
-    // u32::MAX is the kernel's "no owner" value, so it cannot be asked for.
-    let tap_owner = number_setting(root, pod, &overrides::TAP_OWNER, 0, u32::MAX - 1)?;
-    let tap_group = number_setting(root, pod, &overrides::TAP_GROUP, 0, u32::MAX - 1)?;
+    let plugin = plugin_request(root, allocation)?;
+    let pod_instances = pod_number(pod, &overrides::INSTANCES, 1, MAX_INSTANCE)?;
+    let pod_base = pod_base_instance(pod)?;
+    let instances = pod_instances.as_ref().map_or(plugin.instances, |(_, n)| *n);
+    let base = pod_base.as_ref().map_or(plugin.base, |(_, b)| *b);
+    check_fits(base, instances, allocation)?;
+    if admitting {
+        if let Some((source, asked)) = &pod_instances {
+            if *asked > plugin.max_per_pod {
+                return Err(Error::invalid(
+                    source,
+                    asked,
+                    format!(
+                        "more than maxInstancesPerPod ({}), the most one pod may take on this node",
+                        plugin.max_per_pod
+                    ),
+                ));
+            }
+        }
+        if let (Some((source, BaseInstance::Number(first))), BaseInstance::Auto) = (&pod_base, plugin.base) {
+            check_outside_range(source, *first, instances, allocation.range)?;
+        }
+    }
+    let tap_owner = pod_number(pod, &overrides::TAP_OWNER, 0, u32::MAX - 1)?;
+    let tap_group = pod_number(pod, &overrides::TAP_GROUP, 0, u32::MAX - 1)?;
+    let clamp_mss = match root.get("clampMss") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(Error::invalid("clampMss", other, "must be true or false")),
+    };
+    Ok(Request {
+        instances,
+        base,
+        tap_owner: tap_owner.map(|(_, uid)| uid).or(plugin.tap_owner),
+        tap_group: tap_group.map(|(_, gid)| gid).or(plugin.tap_group),
+        clamp_mss,
+        dns_redirect: None,
+    })
+}
+
+/// A fixed block must end at instance 128; an allocated one must fit `instanceRange`.
+fn check_fits(base: BaseInstance, instances: u32, allocation: &AllocationConfig) -> Result<(), Error> {
     match base {
         BaseInstance::Number(base_instance) => {
             let last = u64::from(base_instance) + u64::from(instances) - 1;
@@ -325,103 +424,121 @@ fn request(
             }
         }
     }
-    let clamp_mss = match root.get("clampMss") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(Error::invalid("clampMss", other, "must be true or false")),
-    };
-    Ok(Request {
-        instances,
-        base,
-        tap_owner,
-        tap_group,
-        clamp_mss,
-        dns_redirect: None,
-    })
+    Ok(())
 }
 
-/// `baseInstance`: a number, or "auto" (plugin key or per-pod value).
-fn base_instance(root: &Map<String, Value>, pod: &PodChannels) -> Result<BaseInstance, Error> {
-    let key = &overrides::BASE_INSTANCE;
-    if let Some(PodValue { source, text }) = pod.value(key)? {
-        if text == "auto" {
-            return Ok(BaseInstance::Auto);
-        }
-        return parse_bounded(&source, &text, 1, MAX_INSTANCE).map(BaseInstance::Number);
+/// With `baseInstance: "auto"` the network hands out `instanceRange` to its pods, and the
+/// allocator does not know fixed blocks: a pod's own block there could take the numbers, hence
+/// the vsock CIDs, another pod holds or is about to get.
+fn check_outside_range(source: &str, first: u32, instances: u32, range: (u32, u32)) -> Result<(), Error> {
+    let last = first + instances - 1;
+    let (low, high) = range;
+    if last < low || first > high {
+        return Ok(());
     }
-    match root.get(key.plugin_key) {
-        None | Some(Value::Null) => Ok(BaseInstance::Number(1)),
-        Some(Value::String(s)) if s == "auto" => Ok(BaseInstance::Auto),
-        Some(Value::Number(n)) => {
-            parse_bounded(key.plugin_key, &n.to_string(), 1, MAX_INSTANCE).map(BaseInstance::Number)
-        }
-        Some(other) => Err(Error::invalid(
-            key.plugin_key,
-            other,
-            "must be a number or \"auto\"",
-        )),
-    }
+    Err(Error::invalid(
+        source,
+        first,
+        format!(
+            "instances {first}..{last} overlap instanceRange [{low}, {high}], from which this network allocates (baseInstance \"auto\"), so they could collide with another pod's instance numbers and vsock CIDs: ask for \"auto\" or for a block outside the range"
+        ),
+    ))
+}
+
+/// The per-pod `baseInstance`, a number or "auto", with where it came from.
+fn pod_base_instance(pod: &PodChannels) -> Result<Option<(String, BaseInstance)>, Error> {
+    let Some(PodValue { source, text }) = pod.value(&overrides::BASE_INSTANCE)? else {
+        return Ok(None);
+    };
+    let base = if text == "auto" {
+        BaseInstance::Auto
+    } else {
+        BaseInstance::Number(parse_bounded(&source, &text, 1, MAX_INSTANCE)?)
+    };
+    Ok(Some((source, base)))
+}
+
+/// `dnsRedirect` as configured.
+enum DnsRedirect {
+    Off,
+    /// `true`: the first IPv4 server of the runtime's `dns` capability, per pod.
+    FromRuntime,
+    /// The first IPv4 server of the configured list.
+    To(Ipv4Addr),
 }
 
 /// `dnsRedirect`: false (the default), true (the servers of the runtime's `dns` capability,
 /// `runtimeConfig.dns.servers`), or a list of servers. Guest DNS goes to the first IPv4 one: the
-/// table is `ip` family. Only ADD and CHECK need a server; DEL works without one.
-fn dns_redirect(
-    root: &Map<String, Value>,
-    runtime_config: Option<&Map<String, Value>>,
-    invocation: &Invocation,
-) -> Result<Option<Ipv4Addr>, Error> {
-    let (field, servers) = match root.get("dnsRedirect") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
-        Some(Value::Bool(true)) => (
-            "runtimeConfig.dns.servers",
-            runtime_config
-                .and_then(|rc| rc.get("dns"))
-                .and_then(|dns| dns.get("servers")),
-        ),
-        Some(list @ Value::Array(_)) => ("dnsRedirect", Some(list)),
-        Some(other) => {
-            return Err(Error::invalid(
-                "dnsRedirect",
-                other,
-                "must be true, false or a list of IPv4 addresses",
-            ))
+/// table is `ip` family.
+fn dns_redirect(root: &Map<String, Value>) -> Result<DnsRedirect, Error> {
+    match root.get("dnsRedirect") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(DnsRedirect::Off),
+        Some(Value::Bool(true)) => Ok(DnsRedirect::FromRuntime),
+        Some(list @ Value::Array(_)) => {
+            let texts = address_texts("dnsRedirect", Some(list))?;
+            first_ipv4(&texts).map(DnsRedirect::To).ok_or_else(|| {
+                Error::invalid(
+                    "dnsRedirect",
+                    format!("{texts:?}"),
+                    "lists no IPv4 address (the table is ip family)",
+                )
+            })
         }
-    };
-    let texts: Vec<&str> = match servers {
+        Some(other) => Err(Error::invalid(
+            "dnsRedirect",
+            other,
+            "must be true, false or a list of IPv4 addresses",
+        )),
+    }
+}
+
+/// The server for `dnsRedirect: true`, from the runtime's `dns` capability.
+fn runtime_dns_server(runtime_config: Option<&Map<String, Value>>) -> Result<Ipv4Addr, Error> {
+    const FIELD: &str = "runtimeConfig.dns.servers";
+    let servers = runtime_config
+        .and_then(|rc| rc.get("dns"))
+        .and_then(|dns| dns.get("servers"));
+    let texts = address_texts(FIELD, servers)?;
+    first_ipv4(&texts).ok_or_else(|| {
+        Error::invalid(
+            FIELD,
+            format!("{texts:?}"),
+            "dnsRedirect needs an IPv4 DNS server (declare the `dns` capability, or list servers)",
+        )
+    })
+}
+
+/// A list of IP address strings (absent: empty).
+fn address_texts(field: &str, servers: Option<&Value>) -> Result<Vec<String>, Error> {
+    let texts: Vec<String> = match servers {
         None => Vec::new(),
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| {
                 v.as_str()
+                    .map(str::to_string)
                     .ok_or_else(|| Error::invalid(field, v, "must be a list of address strings"))
             })
             .collect::<Result<_, _>>()?,
         Some(other) => return Err(Error::invalid(field, other, "must be a list of address strings")),
     };
-    for text in &texts {
-        if text.parse::<std::net::IpAddr>().is_err() {
-            return Err(Error::invalid(field, text, "is not an IP address"));
-        }
+    match texts.iter().find(|t| t.parse::<std::net::IpAddr>().is_err()) {
+        Some(bad) => Err(Error::invalid(field, bad, "is not an IP address")),
+        None => Ok(texts),
     }
-    let first_v4 = texts.iter().find_map(|t| t.parse::<Ipv4Addr>().ok());
-    let needs_server = matches!(invocation.command, Command::Add { .. } | Command::Check { .. });
-    if first_v4.is_none() && needs_server {
-        return Err(Error::invalid(
-            field,
-            format!("{texts:?}"),
-            "dnsRedirect needs an IPv4 DNS server (declare the `dns` capability, or list servers)",
-        ));
-    }
-    Ok(first_v4)
 }
 
+fn first_ipv4(texts: &[String]) -> Option<Ipv4Addr> {
+    texts.iter().find_map(|t| t.parse().ok())
+}
+
+/// `agentSocket` and `dnsServers` are checked even with `dhcp` off.
 fn dhcp_config(root: &Map<String, Value>) -> Result<Option<DhcpConfig>, Error> {
-    match root.get("dhcp") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(None),
-        Some(Value::Bool(true)) => {}
+    let enabled = match root.get("dhcp") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
         Some(other) => return Err(Error::invalid("dhcp", other, "must be true or false")),
-    }
+    };
     let agent_socket = match root.get("agentSocket") {
         None | Some(Value::Null) => PathBuf::from(DEFAULT_AGENT_SOCKET),
         Some(Value::String(s)) if s.starts_with('/') && !s.contains('\0') => PathBuf::from(s),
@@ -445,7 +562,7 @@ fn dhcp_config(root: &Map<String, Value>) -> Result<Option<DhcpConfig>, Error> {
             ))
         }
     };
-    Ok(Some(DhcpConfig { agent_socket, dns }))
+    Ok(enabled.then_some(DhcpConfig { agent_socket, dns }))
 }
 
 fn allocation_config(root: &Map<String, Value>) -> Result<AllocationConfig, Error> {
@@ -482,21 +599,26 @@ fn allocation_config(root: &Map<String, Value>) -> Result<AllocationConfig, Erro
     Ok(AllocationConfig { range, data_dir })
 }
 
-fn number_setting(
-    root: &Map<String, Value>,
+fn plugin_number(root: &Map<String, Value>, key: &str, min: u32, max: u32) -> Result<Option<u32>, Error> {
+    match root.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => parse_bounded(key, &n.to_string(), min, max).map(Some),
+        Some(other) => Err(Error::invalid(key, other, "must be a number")),
+    }
+}
+
+/// A pod's value for `key`, with where it came from.
+fn pod_number(
     pod: &PodChannels,
     key: &OverrideKey,
     min: u32,
     max: u32,
-) -> Result<Option<u32>, Error> {
-    if let Some(PodValue { source, text }) = pod.value(key)? {
-        return parse_bounded(&source, &text, min, max).map(Some);
-    }
-    match root.get(key.plugin_key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => parse_bounded(key.plugin_key, &n.to_string(), min, max).map(Some),
-        Some(other) => Err(Error::invalid(key.plugin_key, other, "must be a number")),
-    }
+) -> Result<Option<(String, u32)>, Error> {
+    let Some(PodValue { source, text }) = pod.value(key)? else {
+        return Ok(None);
+    };
+    let value = parse_bounded(&source, &text, min, max)?;
+    Ok(Some((source, value)))
 }
 
 fn parse_bounded(field: &str, text: &str, min: u32, max: u32) -> Result<u32, Error> {
@@ -512,8 +634,14 @@ fn parse_bounded(field: &str, text: &str, min: u32, max: u32) -> Result<u32, Err
 fn log_settings(root: &Map<String, Value>) -> Result<LogSettings, Error> {
     let file = match root.get("logFile") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.starts_with('/') && !s.contains('\0') => Some(PathBuf::from(s)),
-        Some(other) => return Err(Error::invalid("logFile", other, "must be an absolute path")),
+        Some(Value::String(s)) if is_plain_file_path(s) => Some(PathBuf::from(s)),
+        Some(other) => {
+            return Err(Error::invalid(
+                "logFile",
+                other,
+                "must be an absolute path to a file, without . or .. components",
+            ))
+        }
     };
     let level = match root.get("logLevel") {
         None | Some(Value::Null) => log::LevelFilter::Info,
@@ -534,6 +662,14 @@ fn log_settings(root: &Map<String, Value>) -> Result<LogSettings, Error> {
         Some(other) => return Err(Error::invalid("logLevel", other, "must be a string")),
     };
     Ok(LogSettings { file, level })
+}
+
+/// Absolute, no NUL, no `.` or `..` (which would let a path under /var/log lead elsewhere), and
+/// a file name at the end.
+fn is_plain_file_path(path: &str) -> bool {
+    path.strip_prefix('/').is_some_and(|rest| {
+        !path.contains('\0') && rest.split('/').all(|part| !matches!(part, "" | "." | ".."))
+    })
 }
 
 /// GC's list of live attachments. libcni sends both spellings (cni#1101); the newer one wins.

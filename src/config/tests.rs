@@ -131,6 +131,12 @@ fn bad_values_name_field_and_value() {
         (with(base(), "tapGroup", json!(1e20)), "tapGroup"),
         (with(base(), "select", json!("some")), "select"),
         (with(base(), "logFile", json!("relative.log")), "logFile"),
+        (
+            with(base(), "logFile", json!("/var/log/../etc/cf.log")),
+            "logFile",
+        ),
+        (with(base(), "logFile", json!("/var/log/./cf.log")), "logFile"),
+        (with(base(), "logFile", json!("/var/log/")), "logFile"),
         (with(base(), "logLevel", json!("loud")), "logLevel"),
         (with(base(), "name", json!("bad name")), "name"),
         (with(base(), "prevResult", json!([])), "prevResult"),
@@ -284,8 +290,9 @@ fn allocation_keys_are_checked() {
 
 #[test]
 fn dns_redirect_takes_the_runtime_dns_or_a_list() {
+    let acting = with(base(), "select", json!("all"));
     let from_runtime = with(
-        with(base(), "dnsRedirect", json!(true)),
+        with(acting, "dnsRedirect", json!(true)),
         "runtimeConfig",
         json!({"dns": {"servers": ["fd00::10", "10.96.0.10"]}}),
     );
@@ -309,7 +316,7 @@ fn dns_redirect_takes_the_runtime_dns_or_a_list() {
 
 #[test]
 fn dns_redirect_without_a_server_fails_add_but_not_del() {
-    let conf = with(base(), "dnsRedirect", json!(true));
+    let conf = with(with(base(), "select", json!("all")), "dnsRedirect", json!(true));
     let err = parse(conf.clone()).unwrap_err();
     assert_eq!(err.code(), 7);
     assert!(err.to_string().starts_with("runtimeConfig.dns.servers"), "{err}");
@@ -343,9 +350,214 @@ fn dns_redirect_without_a_server_fails_add_but_not_del() {
 fn plugin_keys_raise_no_unknown_key_warning() {
     let conf = json!({
         "cniVersion": "1.1.0", "name": "n", "type": "cuttlefish-cni", "instances": 1, "baseInstance": "auto",
-        "tapOwner": 1, "tapGroup": 1, "select": "all", "logFile": "/l", "logLevel": "info",
+        "tapOwner": 1, "tapGroup": 1, "select": "all", "maxInstancesPerPod": 4, "logFile": "/l", "logLevel": "info",
         "instanceRange": [1, 2], "dataDir": "/d", "clampMss": true, "dnsRedirect": ["10.0.0.1"],
         "capabilities": {}, "runtimeConfig": {}, "args": {}, "ipam": {}, "dns": {}, "cni.dev/valid-attachments": []
     });
     assert_eq!(parse(conf).unwrap().unknown_keys, Vec::<String>::new());
+}
+
+fn del_invocation() -> Invocation {
+    Invocation {
+        command: Command::Del {
+            attachment: Attachment {
+                container_id: "c1".into(),
+                ifname: "eth0".into(),
+            },
+            netns: None,
+        },
+        cni_args: Vec::new(),
+    }
+}
+
+fn error_of(conf: &Value, invocation: &Invocation) -> Error {
+    NetConf::parse(conf.to_string().as_bytes(), invocation).unwrap_err()
+}
+
+#[test]
+fn plugin_keys_are_checked_even_when_a_pod_overrides_them() {
+    let cases = [
+        (
+            with(
+                with(base(), "instances", json!("2")),
+                "args",
+                json!({"cni": {"instances": 2}}),
+            ),
+            "instances",
+        ),
+        (
+            with(
+                with(base(), "baseInstance", json!("first")),
+                "args",
+                json!({"cni": {"baseInstance": 3}}),
+            ),
+            "baseInstance",
+        ),
+        (
+            with(
+                with(base(), "tapOwner", json!("root")),
+                "args",
+                json!({"cni": {"tapOwner": 1000}}),
+            ),
+            "tapOwner",
+        ),
+        (
+            with(
+                with(base(), "tapGroup", json!(-1)),
+                "args",
+                json!({"cni": {"tapGroup": 1000}}),
+            ),
+            "tapGroup",
+        ),
+        (
+            with(
+                with(with(base(), "baseInstance", json!(127)), "instances", json!(3)),
+                "args",
+                json!({"cni": {"instances": 1}}),
+            ),
+            "instances",
+        ),
+        (with(base(), "agentSocket", json!("relative.sock")), "agentSocket"),
+        (with(base(), "dnsServers", json!(["dns.example"])), "dnsServers"),
+        (with(base(), "dnsRedirect", json!(["fd00::10"])), "dnsRedirect"),
+    ];
+    for (conf, field) in cases {
+        for invocation in [add_invocation(&[]), del_invocation()] {
+            let err = error_of(&conf, &invocation);
+            assert_eq!(err.code(), 7, "{conf}: {err}");
+            assert!(err.to_string().starts_with(field), "{conf}: {err}");
+        }
+    }
+}
+
+#[test]
+fn dns_redirect_is_resolved_only_for_pods_that_act() {
+    let annotated = with(
+        with(base(), "dnsRedirect", json!(true)),
+        "runtimeConfig",
+        json!({"dns": {"servers": 53}}),
+    );
+    let conf = parse(annotated.clone()).unwrap();
+    assert!(!conf.selected);
+    assert_eq!(conf.request.dns_redirect, None);
+    let acting = add_invocation(&[("CUTTLEFISH_INSTANCES", "1")]);
+    let err = error_of(&annotated, &acting);
+    assert_eq!(err.code(), 7);
+    assert!(err.to_string().starts_with("runtimeConfig.dns.servers"), "{err}");
+    // The value itself is still checked for every pod.
+    let err = parse(with(base(), "dnsRedirect", json!("yes"))).unwrap_err();
+    assert!(err.to_string().starts_with("dnsRedirect"), "{err}");
+}
+
+#[test]
+fn a_pod_may_not_ask_for_more_than_max_instances_per_pod() {
+    let asks = |n: &str| add_invocation(&[("CUTTLEFISH_INSTANCES", n)]);
+    let sixteen = NetConf::parse(base().to_string().as_bytes(), &asks("16")).unwrap();
+    assert_eq!(sixteen.request.instances, 16);
+    let err = error_of(&base(), &asks("17"));
+    assert_eq!(err.code(), 7);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("CNI_ARGS CUTTLEFISH_INSTANCES = 17") && text.contains("maxInstancesPerPod (16)"),
+        "{text}"
+    );
+    let auto = with(base(), "baseInstance", json!("auto"));
+    let err = error_of(&auto, &asks("128"));
+    assert!(err.to_string().contains("maxInstancesPerPod (16)"), "{err}");
+    let four = with(base(), "maxInstancesPerPod", json!(4));
+    assert!(error_of(&four, &asks("5"))
+        .to_string()
+        .contains("maxInstancesPerPod (4)"));
+    let raised = with(base(), "maxInstancesPerPod", json!(32));
+    assert_eq!(
+        NetConf::parse(raised.to_string().as_bytes(), &asks("32"))
+            .unwrap()
+            .request
+            .instances,
+        32
+    );
+    // A pod admitted under an earlier limit can still be deleted.
+    let del = Invocation {
+        cni_args: vec![("CUTTLEFISH_INSTANCES".into(), "17".into())],
+        ..del_invocation()
+    };
+    assert!(NetConf::parse(base().to_string().as_bytes(), &del).is_ok());
+}
+
+#[test]
+fn max_instances_per_pod_is_checked_and_bounds_the_plugin_key() {
+    let cases = [
+        (with(base(), "maxInstancesPerPod", json!(0)), "maxInstancesPerPod"),
+        (
+            with(base(), "maxInstancesPerPod", json!(129)),
+            "maxInstancesPerPod",
+        ),
+        (
+            with(base(), "maxInstancesPerPod", json!("16")),
+            "maxInstancesPerPod",
+        ),
+        (with(base(), "instances", json!(17)), "instances"),
+        (
+            with(
+                with(base(), "instances", json!(8)),
+                "maxInstancesPerPod",
+                json!(4),
+            ),
+            "instances",
+        ),
+    ];
+    for (conf, field) in cases {
+        for invocation in [add_invocation(&[]), del_invocation()] {
+            let err = error_of(&conf, &invocation);
+            assert_eq!(err.code(), 7, "{conf}: {err}");
+            assert!(err.to_string().starts_with(field), "{conf}: {err}");
+        }
+    }
+    let conf = with(
+        with(base(), "instances", json!(20)),
+        "maxInstancesPerPod",
+        json!(20),
+    );
+    assert_eq!(parse(conf).unwrap().request.instances, 20);
+}
+
+#[test]
+fn an_explicit_base_may_not_overlap_the_range_the_network_allocates_from() {
+    let auto = with(base(), "baseInstance", json!("auto"));
+    let pod = |base: &str, n: &str| {
+        add_invocation(&[("CUTTLEFISH_BASE_INSTANCE", base), ("CUTTLEFISH_INSTANCES", n)])
+    };
+    let err = error_of(&auto, &pod("5", "1"));
+    assert_eq!(err.code(), 7);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("CNI_ARGS CUTTLEFISH_BASE_INSTANCE = 5") && text.contains("instanceRange [1, 128]"),
+        "{text}"
+    );
+    let narrowed = with(auto.clone(), "instanceRange", json!([17, 128]));
+    let outside = NetConf::parse(narrowed.to_string().as_bytes(), &pod("1", "16")).unwrap();
+    assert_eq!(outside.request.base, BaseInstance::Number(1));
+    let err = error_of(&narrowed, &pod("10", "8"));
+    assert!(err.to_string().contains("instanceRange [17, 128]"), "{err}");
+    let annotation = with(
+        narrowed,
+        "runtimeConfig",
+        json!({"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/base-instance": "128"}}),
+    );
+    let err = parse(annotation).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "runtimeConfig[\"io.kubernetes.cri.pod-annotations\"][\"cuttlefish.dev/base-instance\"] = 128"
+        ),
+        "{err}"
+    );
+    // A network with a fixed base does not allocate from instanceRange by itself.
+    let fixed = NetConf::parse(base().to_string().as_bytes(), &pod("5", "1")).unwrap();
+    assert_eq!(fixed.request.base, BaseInstance::Number(5));
+    // DEL of a pod admitted under an earlier configuration still works.
+    let del = Invocation {
+        cni_args: vec![("CUTTLEFISH_BASE_INSTANCE".into(), "5".into())],
+        ..del_invocation()
+    };
+    assert!(NetConf::parse(auto.to_string().as_bytes(), &del).is_ok());
 }

@@ -12,6 +12,8 @@ pub const PLUGIN_TYPE: &str = "cuttlefish-cni";
 /// The version a primary conflist is upgraded to: the first with CHECK, GC and STATUS all in.
 pub const UPGRADED_VERSION: &str = "1.1.0";
 const ANNOTATIONS_CAPABILITY: &str = "io.kubernetes.cri.pod-annotations";
+/// The runtime's DNS settings in `runtimeConfig.dns`, which `dnsRedirect: true` reads.
+const DNS_CAPABILITY: &str = "dns";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConflistError {
@@ -28,8 +30,9 @@ pub enum ConflistError {
 pub struct Entry(Vec<(String, Value)>);
 
 impl Entry {
-    /// `type` and the pod-annotations capability first, then `extra` plugin keys (README,
-    /// "Configuration"), which may not redefine those two.
+    /// `type` and the capabilities first, then `extra` plugin keys (README, "Configuration"),
+    /// which may not redefine those two. The capabilities are the pod annotations, and `dns`
+    /// when `dnsRedirect: true` asks for the runtime's DNS servers.
     pub fn new(extra: Map<String, Value>) -> Result<Entry, String> {
         if let Some(key) = ["type", "capabilities"]
             .into_iter()
@@ -37,12 +40,13 @@ impl Entry {
         {
             return Err(format!("plugin keys may not set {key:?}: the installer sets it"));
         }
+        let mut capabilities = serde_json::json!({ ANNOTATIONS_CAPABILITY: true });
+        if extra.get("dnsRedirect") == Some(&Value::Bool(true)) {
+            capabilities[DNS_CAPABILITY] = Value::Bool(true);
+        }
         let mut keys = vec![
             ("type".to_string(), Value::from(PLUGIN_TYPE)),
-            (
-                "capabilities".to_string(),
-                serde_json::json!({ ANNOTATIONS_CAPABILITY: true }),
-            ),
+            ("capabilities".to_string(), capabilities),
         ];
         keys.extend(extra);
         Ok(Entry(keys))

@@ -82,6 +82,56 @@ fn bad_input_gets_the_right_code_and_creates_nothing() {
         case("select unknown", conf(json!({"select": "some"})), &ns, 7),
         case("select not a string", conf(json!({"select": true})), &ns, 7),
         case("relative logFile", conf(json!({"logFile": "cf.log"})), &ns, 7),
+        case(
+            "logFile with ..",
+            conf(json!({"logFile": format!("/var/log/../..{}/cf.log", pod.dir.display())})),
+            &ns,
+            7,
+        ),
+        case("logFile a directory", conf(json!({"logFile": dir})), &ns, 7),
+        case("logFile a device", conf(json!({"logFile": "/dev/null"})), &ns, 7),
+        case(
+            "logFile in a missing directory outside /var/log",
+            conf(json!({"logFile": pod.dir.join("missing/cf.log")})),
+            &ns,
+            7,
+        ),
+        case(
+            "maxInstancesPerPod 0",
+            conf(json!({"maxInstancesPerPod": 0})),
+            &ns,
+            7,
+        ),
+        case(
+            "maxInstancesPerPod 129",
+            conf(json!({"maxInstancesPerPod": 129})),
+            &ns,
+            7,
+        ),
+        case(
+            "instances above maxInstancesPerPod",
+            conf(json!({"instances": 17})),
+            &ns,
+            7,
+        ),
+        case(
+            "instances as a string beside a per-pod value",
+            conf(json!({"instances": "2", "args": {"cni": {"instances": 2}}})),
+            &ns,
+            7,
+        ),
+        case(
+            "tapOwner a word beside a per-pod value",
+            conf(json!({"tapOwner": "root", "args": {"cni": {"tapOwner": 1000}}})),
+            &ns,
+            7,
+        ),
+        case(
+            "dnsServers not addresses without dhcp",
+            conf(json!({"dnsServers": ["dns.example"]})),
+            &ns,
+            7,
+        ),
         case("unknown logLevel", conf(json!({"logLevel": "loud"})), &ns, 7),
         case(
             "runtimeConfig a string",
@@ -110,6 +160,20 @@ fn bad_input_gets_the_right_code_and_creates_nothing() {
         case(
             "annotation range past 128",
             annotations(json!({"cuttlefish.dev/base-instance": "128", "cuttlefish.dev/instances": "2"})),
+            &ns,
+            7,
+        ),
+        case(
+            "annotation instances above maxInstancesPerPod",
+            annotations(json!({"cuttlefish.dev/instances": "128"})),
+            &ns,
+            7,
+        ),
+        case(
+            "annotation base inside the range the network allocates from",
+            conf(
+                json!({"baseInstance": "auto", "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/base-instance": "1"}}}),
+            ),
             &ns,
             7,
         ),
@@ -169,6 +233,12 @@ fn bad_input_gets_the_right_code_and_creates_nothing() {
             "CNI_ARGS instances a word",
             "CNI_ARGS",
             "CUTTLEFISH_INSTANCES=abc",
+            7,
+        ),
+        env(
+            "CNI_ARGS instances above maxInstancesPerPod",
+            "CNI_ARGS",
+            "CUTTLEFISH_INSTANCES=17",
             7,
         ),
         // The network namespace: 8

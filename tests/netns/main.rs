@@ -12,6 +12,8 @@ mod faults;
 mod input;
 mod instances;
 mod lifecycle;
+mod logging;
 mod ownership;
 mod selection;
+mod settings;
 mod support;
