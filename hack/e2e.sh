@@ -436,7 +436,7 @@ EOF
     save_pid containerd-cri $!
     local ctr=(ctr --address "$CRI_SOCK" --namespace k8s.io)
     wait_for 20 bash -c "nsenter --net=/run/netns/$NODE ${ctr[*]} version >/dev/null 2>&1"
-    make_docker_archive "$RUN/rootfs.tar" "$RUN/cri-pause.tar" $CRI_PAUSE ""
+    make_docker_archive "$RUN/rootfs.tar" "$RUN/cri-pause.tar" $CRI_PAUSE "" '["/bin/sleep","2147483647"]'
     make_docker_archive "$RUN/rootfs.tar" "$RUN/cri-image.tar" $IMG ""
     in_node "${ctr[@]}" images import "$RUN/cri-pause.tar" >/dev/null
     in_node "${ctr[@]}" images import "$RUN/cri-image.tar" >/dev/null

@@ -256,16 +256,17 @@ make_rootfs_tar() { # OUT
     printf 'root:x:0:\ncvd:x:1000:\n' >"$r/etc/group"
     tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$1" .
 }
-# make_docker_archive LAYER.tar OUT.tar REF USER: a one-layer docker-archive for `ctr images import`
+# make_docker_archive LAYER.tar OUT.tar REF USER [CMD_JSON]: a one-layer docker-archive for
+# `ctr images import` (CMD_JSON defaults to ["/bin/sh"])
 make_docker_archive() {
-    local layer=$1 out=$2 ref=$3 user=$4 d=$RUN/docker-archive lsha csha
+    local layer=$1 out=$2 ref=$3 user=$4 cmd=${5:-'["/bin/sh"]'} d=$RUN/docker-archive lsha csha
     rm -rf "$d"
     mkdir -p "$d"
     lsha=$(sha256sum "$layer" | cut -d' ' -f1)
     mkdir -p "$d/$lsha"
     cp "$layer" "$d/$lsha/layer.tar"
-    jq -cn --arg diff "sha256:$lsha" --arg user "$user" '{architecture:"amd64", os:"linux",
-        config:{Env:["PATH=/bin"], Cmd:["/bin/sh"], User:$user},
+    jq -cn --arg diff "sha256:$lsha" --arg user "$user" --argjson cmd "$cmd" '{architecture:"amd64", os:"linux",
+        config:{Env:["PATH=/bin"], Cmd:$cmd, User:$user},
         rootfs:{type:"layers", diff_ids:[$diff]}, history:[{created_by:"cuttlefish-cni e2e"}]}' >"$d/config.json"
     csha=$(sha256sum "$d/config.json" | cut -d' ' -f1)
     mv "$d/config.json" "$d/$csha.json"
