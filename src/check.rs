@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::kernel::Kernel;
-use crate::mark::{Owner, TableRecord, LINK_GROUP};
+use crate::mark::{self, Owner, TableRecord, LINK_GROUP};
 use crate::netlink::route::{Address, Link};
 use crate::nft;
 use crate::plan::{HostAddress, Plan, SYSCTLS};
@@ -162,12 +162,16 @@ fn check_nat_table(table: Option<nft::Table>, plan: &Plan, owner: &Owner, diffs:
         diffs.push(format!("nftables table ip {} is missing", nft::TABLE));
         return;
     };
-    let record = table.comment.as_deref().and_then(TableRecord::from_comment);
-    if record.is_none_or(|r| r.owner != owner.tag()) {
+    let comment = table.comment.as_deref().unwrap_or_default();
+    if mark::owner_of_comment(comment) != Some(owner.tag()) {
         diffs.push(format!(
-            "nftables table ip {} is not ours (comment {:?})",
-            nft::TABLE,
-            table.comment
+            "nftables table ip {} is not ours (comment {comment:?})",
+            nft::TABLE
+        ));
+    } else if let Err(e) = TableRecord::parse(comment) {
+        diffs.push(format!(
+            "the state record of nftables table ip {} is damaged: {e}",
+            nft::TABLE
         ));
     }
     let describe = |c: &nft::Chain| {

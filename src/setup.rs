@@ -65,8 +65,8 @@ impl Found {
             .table
             .as_ref()
             .and_then(|t| t.comment.as_deref())
-            .and_then(TableRecord::from_comment)
-            .is_some_and(|r| r.owner == owner.tag());
+            .and_then(mark::owner_of_comment)
+            == Some(owner.tag());
         table_is_ours
             || self
                 .links

@@ -6,25 +6,36 @@
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::mark::{Owner, TableRecord, LINK_GROUP};
+use crate::mark::{self, Owner, TableRecord, LINK_GROUP};
 use crate::netlink::route::Link;
 use crate::plan::{Plan, SYSCTLS};
 
 /// Removes everything `owner` created in the netns of `kernel`.
 pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
     let mut errors = Vec::new();
-    let table = kernel.nat_table()?;
-    let record = table
-        .as_ref()
-        .and_then(|t| t.comment.as_deref())
-        .and_then(TableRecord::from_comment)
-        .filter(|r| r.owner == owner.tag());
-    if let (Some(table), None) = (&table, &record) {
-        log::info!(
-            "leaving nftables table with comment {:?} alone: not ours for this attachment",
-            table.comment
-        );
-    }
+    let table = kernel.nat_table()?.filter(|table| {
+        let ours = table.comment.as_deref().and_then(mark::owner_of_comment) == Some(owner.tag());
+        if !ours {
+            log::info!(
+                "leaving nftables table with comment {:?} alone: not ours for this attachment",
+                table.comment
+            );
+        }
+        ours
+    });
+    let comment = table.as_ref().and_then(|t| t.comment.as_deref());
+    let record = comment.and_then(|comment| match TableRecord::parse(comment) {
+        Ok(record) => Some(record),
+        Err(e) => {
+            // Removing what carries our mark needs no record; restoring the sysctls and
+            // finding links ADD created but never marked do.
+            log::warn!(
+                "the state record in our nftables table is damaged ({e}): removing our table and \
+                 marked links, leaving the forwarding sysctls as they are"
+            );
+            None
+        }
+    });
 
     if let Some(record) = &record {
         for (name, before) in SYSCTLS.iter().zip(&record.sysctls_before) {
@@ -46,7 +57,7 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
     // record is what names it: then the table goes last, so an interrupted DEL can finish.
     let all_marked = ours.iter().all(|l| l.alias.is_some());
     let delete_table = |kernel: &mut dyn Kernel, errors: &mut Vec<Error>| {
-        if let (Some(table), Some(_)) = (&table, &record) {
+        if let Some(table) = &table {
             collect(errors, kernel.delete_nat_table(table.handle));
         }
     };

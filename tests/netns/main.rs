@@ -15,3 +15,4 @@ mod lifecycle;
 mod ownership;
 mod selection;
 mod support;
+mod tamper;
