@@ -6,7 +6,7 @@ use crate::support::{Pod, PLUGIN};
 use serde_json::json;
 
 const FAULT: &str = "CUTTLEFISH_CNI_FAULT";
-/// The kernel changes of an ADD of one instance: the nft batch, two sysctls, two bridges
+/// The kernel changes of an ADD of one instance: the nft batch (both tables), two sysctls, two bridges
 /// (create, configure), four TAPs (create, configure), four addresses.
 const ADD_CHANGES: usize = 1 + 2 + 2 * 2 + 4 * 2 + 4;
 
@@ -74,19 +74,19 @@ fn a_new_add_after_a_kill_replaces_the_leftovers() {
     crate::expect::objects(&pod, &[1], None, None);
 }
 
-/// The nft tables a DEL deletes, one change each.
-const TABLES: usize = 1;
+/// The nft tables a DEL deletes, one change each: `ip cuttlefish_nat`, `inet cuttlefish_filter`.
+const TABLES: usize = 2;
 
 /// The kernel changes of a DEL after an ADD killed right after change `add_kill` (None: after
 /// a complete ADD), from the order ADD makes its changes in (see `ADD_CHANGES`): DEL restores the
-/// sysctls ADD changed, deletes the table, then deletes the links in one request by link group,
+/// sysctls ADD changed, deletes the tables, then deletes the links in one request by link group,
 /// or one by one while a TAP exists that is not in the group yet (created, not configured).
 fn del_changes(add_kill: Option<usize>) -> usize {
     let k = add_kill.unwrap_or(ADD_CHANGES);
     let sysctls = usize::from(k >= 2) + usize::from(k >= 3);
     // Changes 4..=15 create and configure the two bridges, then the four TAPs, in pairs.
     let links_created = if k >= 4 { ((k - 4) / 2 + 1).min(6) } else { 0 };
-    let unconfigured_tap = (8..=14).contains(&k) && k % 2 == 0;
+    let unconfigured_tap = (8..=14).contains(&k) && k.is_multiple_of(2);
     let link_changes = match links_created {
         0 => 0,
         n if unconfigured_tap => n,

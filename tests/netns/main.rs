@@ -14,5 +14,6 @@ mod instances;
 mod lifecycle;
 mod ownership;
 mod selection;
+mod spoof;
 mod support;
 mod tamper;

@@ -6,7 +6,7 @@ use crate::support::{Outcome, Pod};
 use serde_json::json;
 
 /// Our nft tables, as `nft` names them.
-const OUR_TABLES: [&str; 1] = ["ip cuttlefish_nat"];
+const OUR_TABLES: [&str; 2] = ["ip cuttlefish_nat", "inet cuttlefish_filter"];
 
 /// Rewrites the comment of each of our tables with `new(old comment)`, keeping its chains and
 /// rules: nft cannot change a table's comment in place, so the table is replaced in one
@@ -58,12 +58,15 @@ fn assert_cni_answer(out: &Outcome, context: &str) {
     }
 }
 
+/// A new comment from the old one and our owner tag.
+type Tamper = fn(&str, &str) -> String;
+
 #[test]
 fn del_survives_any_tampered_state_record() {
     let pod = Pod::new("1.0.0");
     let conf = pod.conf(json!({}));
     let before = pod.snapshot();
-    let tampered: Vec<(&str, fn(&str, &str) -> String)> = vec![
+    let tampered: Vec<(&str, Tamper)> = vec![
         ("huge base", |_, t| {
             format!("cuttlefish-cni owner={t} base=4294967295 instances=2 sysctls=0,0")
         }),
