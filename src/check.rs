@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::kernel::Kernel;
-use crate::mark::{Owner, TableRecord, LINK_GROUP};
+use crate::mark::{self, Owner, TableRecord, LINK_GROUP};
 use crate::netlink::route::{Address, Link};
 use crate::nft;
 use crate::plan::{HostAddress, Plan, SYSCTLS};
@@ -83,7 +83,7 @@ pub fn differences(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner) -> Resul
         check_addresses(link, &addresses, tap.address, &mut diffs);
     }
 
-    check_nat_table(kernel.nat_table()?, plan, owner, &mut diffs);
+    check_nft_tables(&kernel.nft_tables()?, plan, owner, &mut diffs);
 
     for name in SYSCTLS {
         if let Some(value) = kernel.read_sysctl(name)? {
@@ -157,18 +157,22 @@ fn name_of(links: &[Link], index: Option<u32>) -> String {
     }
 }
 
-fn check_nat_table(table: Option<nft::Table>, plan: &Plan, owner: &Owner, diffs: &mut Vec<String>) {
-    let Some(table) = table else {
-        diffs.push(format!("nftables table ip {} is missing", nft::TABLE));
-        return;
-    };
-    let record = table.comment.as_deref().and_then(TableRecord::from_comment);
-    if record.is_none_or(|r| r.owner != owner.tag()) {
-        diffs.push(format!(
-            "nftables table ip {} is not ours (comment {:?})",
-            nft::TABLE,
-            table.comment
-        ));
+fn check_nft_tables(tables: &[nft::Table], plan: &Plan, owner: &Owner, diffs: &mut Vec<String>) {
+    for id in nft::tables_for(&plan.nft_rules) {
+        match tables.iter().find(|t| t.id == id) {
+            Some(table) => check_nft_table(table, plan, owner, diffs),
+            None => diffs.push(format!("nftables table {id} is missing")),
+        }
+    }
+}
+
+fn check_nft_table(table: &nft::Table, plan: &Plan, owner: &Owner, diffs: &mut Vec<String>) {
+    let id = table.id;
+    let comment = table.comment.as_deref().unwrap_or_default();
+    if mark::owner_of_comment(comment) != Some(owner.tag()) {
+        diffs.push(format!("nftables table {id} is not ours (comment {comment:?})"));
+    } else if let Err(e) = TableRecord::parse(comment) {
+        diffs.push(format!("the state record of nftables table {id} is damaged: {e}"));
     }
     let describe = |c: &nft::Chain| {
         format!(
@@ -176,7 +180,10 @@ fn check_nat_table(table: Option<nft::Table>, plan: &Plan, owner: &Owner, diffs:
             c.name, c.chain_type, c.hook, c.priority
         )
     };
-    let wanted_chains = nft::chains_for(&plan.nat_rules);
+    let wanted_chains: Vec<&nft::ChainSpec> = nft::chains_for(&plan.nft_rules)
+        .into_iter()
+        .filter(|c| c.table == id)
+        .collect();
     let chains_ok = table.chains.len() == wanted_chains.len()
         && wanted_chains.iter().all(|w| {
             table.chains.iter().any(|c| {
@@ -198,27 +205,27 @@ fn check_nat_table(table: Option<nft::Table>, plan: &Plan, owner: &Owner, diffs:
             .collect();
         let have: Vec<String> = table.chains.iter().map(describe).collect();
         diffs.push(format!(
-            "nftables chains are [{}], expected [{}]",
+            "nftables chains of {id} are [{}], expected [{}]",
             have.join(", "),
             want.join(", ")
         ));
     }
     // Rules are compared per chain, in order: the kernel lists them chain by chain.
     for chain in wanted_chains {
-        let actual: Vec<Option<nft::NatRule>> = table
+        let actual: Vec<Option<nft::Rule>> = table
             .rules
             .iter()
             .filter(|r| r.chain == chain.name)
             .map(|r| r.kind)
             .collect();
-        let wanted: Vec<Option<nft::NatRule>> = plan
-            .nat_rules
+        let wanted: Vec<Option<nft::Rule>> = plan
+            .nft_rules
             .iter()
             .filter(|r| r.chain() == chain)
             .map(|r| Some(*r))
             .collect();
         if actual != wanted {
-            let show = |rules: &[Option<nft::NatRule>]| {
+            let show = |rules: &[Option<nft::Rule>]| {
                 rules
                     .iter()
                     .map(|r| r.map_or("(a rule not ours)".to_string(), |r| r.to_string()))
@@ -226,7 +233,7 @@ fn check_nat_table(table: Option<nft::Table>, plan: &Plan, owner: &Owner, diffs:
                     .join(", ")
             };
             diffs.push(format!(
-                "{} rules are [{}], expected [{}]",
+                "{id} {} rules are [{}], expected [{}]",
                 chain.name,
                 show(&actual),
                 show(&wanted)

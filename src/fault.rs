@@ -65,8 +65,8 @@ impl<K: Kernel> Kernel for Faulty<K> {
     fn addresses(&mut self) -> Result<Vec<Address>> {
         self.inner.addresses()
     }
-    fn nat_table(&mut self) -> Result<Option<nft::Table>> {
-        self.inner.nat_table()
+    fn nft_tables(&mut self) -> Result<Vec<nft::Table>> {
+        self.inner.nft_tables()
     }
     fn read_sysctl(&mut self, name: &str) -> Result<Option<String>> {
         self.inner.read_sysctl(name)
@@ -74,11 +74,11 @@ impl<K: Kernel> Kernel for Faulty<K> {
     fn write_sysctl(&mut self, name: &str, value: &str) -> Result<()> {
         self.change("write_sysctl", |k| k.write_sysctl(name, value))
     }
-    fn create_nat_table(&mut self, comment: &str, rules: &[(nft::NatRule, String)]) -> Result<()> {
-        self.change("create_nat_table", |k| k.create_nat_table(comment, rules))
+    fn create_nft_tables(&mut self, comment: &str, rules: &[(nft::Rule, String)]) -> Result<()> {
+        self.change("create_nft_tables", |k| k.create_nft_tables(comment, rules))
     }
-    fn delete_nat_table(&mut self, handle: u64) -> Result<()> {
-        self.change("delete_nat_table", |k| k.delete_nat_table(handle))
+    fn delete_nft_table(&mut self, table: nft::TableId, handle: u64) -> Result<()> {
+        self.change("delete_nft_table", |k| k.delete_nft_table(table, handle))
     }
     fn create_bridge(&mut self, name: &str) -> Result<()> {
         self.change("create_bridge", |k| k.create_bridge(name))

@@ -4,19 +4,21 @@
 use crate::error::{Error, Result};
 use crate::mark::LINK_GROUP;
 use crate::netlink::route::{Address, Link, RouteSocket};
-use crate::nft::{self, NatRule, NftSocket};
+use crate::nft::{self, NftSocket, Rule};
 use crate::plan::{HostAddress, TapPlan};
 use crate::{sysctl, tap};
 
 pub trait Kernel {
     fn links(&mut self) -> Result<Vec<Link>>;
     fn addresses(&mut self) -> Result<Vec<Address>>;
-    fn nat_table(&mut self) -> Result<Option<nft::Table>>;
+    /// Those of our nft tables (`nft::TABLES`, by family and name) that exist.
+    fn nft_tables(&mut self) -> Result<Vec<nft::Table>>;
     fn read_sysctl(&mut self, name: &str) -> Result<Option<String>>;
     fn write_sysctl(&mut self, name: &str, value: &str) -> Result<()>;
-    /// Creates the table with `comment`, the chains the rules need and the rules, atomically.
-    fn create_nat_table(&mut self, comment: &str, rules: &[(NatRule, String)]) -> Result<()>;
-    fn delete_nat_table(&mut self, handle: u64) -> Result<()>;
+    /// Creates the tables the rules need, each with `comment`, their chains and the rules,
+    /// atomically.
+    fn create_nft_tables(&mut self, comment: &str, rules: &[(Rule, String)]) -> Result<()>;
+    fn delete_nft_table(&mut self, table: nft::TableId, handle: u64) -> Result<()>;
     /// Creates a bridge in our link group, STP off, forward_delay 0, up.
     fn create_bridge(&mut self, name: &str) -> Result<()>;
     /// Creates a persistent TAP with the plan's flags and owner/group.
@@ -65,10 +67,10 @@ impl Kernel for NetnsKernel {
             .map_err(|e| Error::kernel(self.step("listing addresses"), e))
     }
 
-    fn nat_table(&mut self) -> Result<Option<nft::Table>> {
+    fn nft_tables(&mut self) -> Result<Vec<nft::Table>> {
         self.nft
-            .table()
-            .map_err(|e| Error::kernel(self.step(format!("reading nftables table ip {}", nft::TABLE)), e))
+            .tables()
+            .map_err(|e| Error::kernel(self.step("reading our nftables tables"), e))
     }
 
     fn read_sysctl(&mut self, name: &str) -> Result<Option<String>> {
@@ -80,16 +82,21 @@ impl Kernel for NetnsKernel {
             .map_err(|e| Error::kernel(self.step(format!("setting sysctl {name}={value}")), e))
     }
 
-    fn create_nat_table(&mut self, comment: &str, rules: &[(NatRule, String)]) -> Result<()> {
-        self.nft
-            .create(comment, rules)
-            .map_err(|e| Error::kernel(self.step(format!("creating nftables table ip {}", nft::TABLE)), e))
+    fn create_nft_tables(&mut self, comment: &str, rules: &[(Rule, String)]) -> Result<()> {
+        let kinds: Vec<Rule> = rules.iter().map(|(r, _)| *r).collect();
+        let names: Vec<String> = nft::tables_for(&kinds).iter().map(ToString::to_string).collect();
+        self.nft.create(comment, rules).map_err(|e| {
+            Error::kernel(
+                self.step(format!("creating nftables tables {}", names.join(" and "))),
+                e,
+            )
+        })
     }
 
-    fn delete_nat_table(&mut self, handle: u64) -> Result<()> {
+    fn delete_nft_table(&mut self, table: nft::TableId, handle: u64) -> Result<()> {
         self.nft
-            .delete(handle)
-            .map_err(|e| Error::kernel(self.step(format!("deleting nftables table ip {}", nft::TABLE)), e))
+            .delete(table, handle)
+            .map_err(|e| Error::kernel(self.step(format!("deleting nftables table {table}")), e))
     }
 
     fn create_bridge(&mut self, name: &str) -> Result<()> {

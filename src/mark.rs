@@ -7,7 +7,8 @@
 //! The state lives in the pod netns and dies with it, so the plugin keeps nothing on the node.
 
 use crate::cni::Attachment;
-use crate::config::Settings;
+use crate::config::{Settings, MAX_INSTANCE};
+use crate::plan::SYSCTLS;
 
 const PREFIX: &str = "cuttlefish-cni";
 
@@ -57,6 +58,14 @@ pub fn is_ours(alias: &str) -> bool {
     alias.split(' ').next() == Some(PREFIX) && field(alias, "owner").is_some()
 }
 
+/// The owner a table comment of ours names, read on its own: a record whose other fields are
+/// damaged still says whose table it is, so DEL can remove the table.
+pub fn owner_of_comment(comment: &str) -> Option<&str> {
+    (comment.split(' ').next() == Some(PREFIX))
+        .then(|| field(comment, "owner"))
+        .flatten()
+}
+
 /// The state record kept in our nft table's comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRecord {
@@ -67,6 +76,20 @@ pub struct TableRecord {
     /// absent (IPv6 disabled on the node).
     pub sysctls_before: Vec<Option<String>>,
 }
+
+/// Why a table comment is not a usable state record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError(String);
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The kernel keeps at most this much userdata per table (`NFT_USERDATA_MAXLEN`).
+const MAX_COMMENT: usize = 256;
+const KEYS: [&str; 4] = ["owner", "base", "instances", "sysctls"];
 
 impl TableRecord {
     pub fn to_comment(&self) -> String {
@@ -84,22 +107,88 @@ impl TableRecord {
         )
     }
 
-    /// None when the comment is not one of ours.
-    pub fn from_comment(comment: &str) -> Option<TableRecord> {
-        if comment.split(' ').next() != Some(PREFIX) {
-            return None;
+    /// Reads a record back. The comment lives in the pod netns, where anyone with
+    /// `CAP_NET_ADMIN` in the pod can rewrite it, so every field is checked: exactly the four
+    /// keys once each, instance numbers within 1..=128, the sysctls as integers.
+    pub fn parse(comment: &str) -> Result<TableRecord, RecordError> {
+        let fail = |why: String| Err(RecordError(why));
+        if comment.len() > MAX_COMMENT {
+            return fail(format!("{} bytes, more than {MAX_COMMENT}", comment.len()));
         }
-        let number = |key| field(comment, key)?.parse().ok();
-        Some(TableRecord {
-            owner: field(comment, "owner")?.to_string(),
-            base_instance: number("base")?,
-            instances: number("instances")?,
-            sysctls_before: field(comment, "sysctls")?
-                .split(',')
-                .map(|v| (v != "-").then(|| v.to_string()))
-                .collect(),
+        let mut words = comment.split(' ');
+        if words.next() != Some(PREFIX) {
+            return fail(format!("does not start with {PREFIX:?}"));
+        }
+        let mut values: [Option<&str>; KEYS.len()] = [None; KEYS.len()];
+        for word in words {
+            let Some((key, value)) = word.split_once('=') else {
+                return fail(format!("{word:?} is not key=value"));
+            };
+            let Some(slot) = KEYS.iter().position(|k| *k == key) else {
+                return fail(format!("unknown key {key:?}"));
+            };
+            if values[slot].replace(value).is_some() {
+                return fail(format!("{key} appears twice"));
+            }
+        }
+        let [Some(owner), Some(base), Some(instances), Some(sysctls)] = values else {
+            let missing: Vec<&str> = KEYS
+                .iter()
+                .zip(values)
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            return fail(format!("missing {}", missing.join(", ")));
+        };
+        if owner.len() != 16
+            || !owner
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return fail(format!("owner {owner:?} is not 16 hex digits"));
+        }
+        let base_instance = instance_number("base", base)?;
+        let instances = instance_number("instances", instances)?;
+        if base_instance + instances - 1 > MAX_INSTANCE {
+            return fail(format!(
+                "base {base_instance} with {instances} instances goes past {MAX_INSTANCE}"
+            ));
+        }
+        let sysctls_before: Vec<Option<String>> = sysctls
+            .split(',')
+            .map(|v| match v {
+                "-" => Ok(None),
+                _ => v
+                    .parse::<i32>()
+                    .map(|n| Some(n.to_string()))
+                    .map_err(|_| RecordError(format!("sysctl value {v:?} is not an integer"))),
+            })
+            .collect::<Result<_, _>>()?;
+        if sysctls_before.len() != SYSCTLS.len() {
+            return fail(format!(
+                "{} sysctl values, expected {}",
+                sysctls_before.len(),
+                SYSCTLS.len()
+            ));
+        }
+        Ok(TableRecord {
+            owner: owner.to_string(),
+            base_instance,
+            instances,
+            sysctls_before,
         })
     }
+}
+
+/// An instance number or count of a record: 1..=128, digits only.
+fn instance_number(key: &str, value: &str) -> Result<u32, RecordError> {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| value.parse::<u32>().ok())
+        .flatten()
+        .filter(|n| (1..=MAX_INSTANCE).contains(n))
+        .ok_or_else(|| RecordError(format!("{key} {value:?} is not a number in 1..={MAX_INSTANCE}")))
 }
 
 fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
@@ -158,7 +247,96 @@ mod tests {
         };
         let comment = record.to_comment();
         assert!(comment.len() < 256);
-        assert_eq!(TableRecord::from_comment(&comment), Some(record));
-        assert_eq!(TableRecord::from_comment("written by hand"), None);
+        assert_eq!(TableRecord::parse(&comment), Ok(record));
+        assert!(TableRecord::parse("written by hand").is_err());
+    }
+
+    /// What release 0.1.0 wrote must keep parsing: DEL after an upgrade depends on it.
+    #[test]
+    fn a_record_of_release_0_1_0_parses() {
+        let record =
+            TableRecord::parse("cuttlefish-cni owner=c6e7cd092ede8833 base=1 instances=1 sysctls=0,-")
+                .unwrap();
+        assert_eq!(record.owner, "c6e7cd092ede8833");
+        assert_eq!((record.base_instance, record.instances), (1, 1));
+        assert_eq!(record.sysctls_before, [Some("0".to_string()), None]);
+    }
+
+    #[test]
+    fn tampered_records_are_refused_without_panicking() {
+        let owner = "owner=0123456789abcdef";
+        let tampered = [
+            format!("cuttlefish-cni {owner} base=4294967295 instances=2 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=1 instances=4294967295 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=4294967296 instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=99999999999999999999999 instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=0 instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=1 instances=0 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=129 instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=100 instances=100 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=128 instances=2 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=-1 instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=+1 instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base= instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=1 instances=1"),
+            format!("cuttlefish-cni {owner} instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=1 sysctls=0,0"),
+            "cuttlefish-cni base=1 instances=1 sysctls=0,0".to_string(),
+            format!("cuttlefish-cni {owner}"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls="),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=0"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=0,0,0"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=0,99999999999"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=1;reboot,/../x"),
+            format!("cuttlefish-cni {owner} base=1 base=2 instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=0,0 extra=1"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=0,0 garbage"),
+            format!("cuttlefish-cni {owner}  base=1 instances=1 sysctls=0,0"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=0,0 é=%"),
+            "cuttlefish-cni owner=0123 base=1 instances=1 sysctls=0,0".to_string(),
+            "cuttlefish-cni owner=0123456789ABCDEF base=1 instances=1 sysctls=0,0".to_string(),
+            "cuttlefish-cni owner=../../../etc/pass base=1 instances=1 sysctls=0,0".to_string(),
+            format!(
+                "cuttlefish-cni {owner} base=1 instances=1 sysctls=0,0 {}",
+                "x".repeat(4096)
+            ),
+            format!(
+                "cuttlefish-cni {owner} base=1 instances=1 sysctls={}",
+                "0,".repeat(2048)
+            ),
+            "x".repeat(4096),
+            " ".repeat(4096),
+            "=".repeat(4096),
+            String::new(),
+            "cuttlefish-cni".to_string(),
+            "cuttlefish-cni ".to_string(),
+        ];
+        for comment in &tampered {
+            assert!(
+                TableRecord::parse(comment).is_err(),
+                "accepted {:?}",
+                &comment[..comment.len().min(100)]
+            );
+        }
+    }
+
+    #[test]
+    fn the_boundaries_are_accepted() {
+        for (base, instances) in [(1, 128), (128, 1), (64, 65)] {
+            let comment = format!(
+                "cuttlefish-cni owner=0123456789abcdef base={base} instances={instances} sysctls=1,-1"
+            );
+            let record = TableRecord::parse(&comment).unwrap();
+            assert_eq!((record.base_instance, record.instances), (base, instances));
+        }
+    }
+
+    #[test]
+    fn the_owner_is_read_even_from_a_damaged_record() {
+        let damaged = "cuttlefish-cni owner=0123456789abcdef base=99999999999 garbage";
+        assert_eq!(owner_of_comment(damaged), Some("0123456789abcdef"));
+        assert_eq!(owner_of_comment("someone owner=0123456789abcdef"), None);
+        assert_eq!(owner_of_comment("cuttlefish-cni base=1"), None);
+        assert_eq!(owner_of_comment(&"y".repeat(4096)), None);
     }
 }

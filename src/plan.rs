@@ -2,7 +2,7 @@
 //! Every name, address and formula from `shared/cuttlefish-net.md` §1 and §7 lives here.
 
 use crate::config::Settings;
-use crate::nft::{NatRule, Protocol};
+use crate::nft::{IfName, Protocol, Rule};
 use ipnetwork::Ipv4Network;
 use std::net::Ipv4Addr;
 
@@ -25,6 +25,12 @@ impl HostAddress {
 
     pub fn broadcast(&self) -> Ipv4Addr {
         self.network().broadcast()
+    }
+
+    /// The guest side of a routed /30: the host address + 1 (cuttlefish-net.md §1.2). None for
+    /// any other prefix.
+    pub fn guest(&self) -> Option<Ipv4Addr> {
+        (self.prefix == 30).then(|| Ipv4Addr::from(u32::from(self.address) + 1))
     }
 }
 
@@ -87,8 +93,11 @@ pub struct Plan {
     pub bridges: Vec<BridgePlan>,
     pub taps: Vec<TapPlan>,
     /// Our nftables rules, in this order: one `ip saddr <subnet> masquerade` per /30 and per
-    /// bridge /24, then MSS clamping and DNS redirection when asked for.
-    pub nat_rules: Vec<NatRule>,
+    /// bridge /24, then MSS clamping and DNS redirection when asked for; then what guests may
+    /// send through the pod: traffic bridged within each bridge, the guest address of each /30
+    /// from its TAP, each bridge's /24 from the bridge, and a drop of everything else from a
+    /// `cvd-*` link.
+    pub nft_rules: Vec<Rule>,
 }
 
 impl Plan {
@@ -128,24 +137,37 @@ impl Plan {
                 })
             })
             .collect();
-        let mut nat_rules: Vec<NatRule> = taps
+        let mut nft_rules: Vec<Rule> = taps
             .iter()
             .filter_map(|t| t.address.map(|a| a.network()))
             .chain(bridges.iter().map(|b| b.address.network()))
-            .map(NatRule::Masquerade)
+            .map(Rule::Masquerade)
             .collect();
         if settings.clamp_mss {
-            nat_rules.push(NatRule::ClampMss);
+            nft_rules.push(Rule::ClampMss);
         }
         if let Some(server) = settings.dns_redirect {
             for protocol in [Protocol::Udp, Protocol::Tcp] {
-                nat_rules.push(NatRule::RedirectDns { protocol, server });
+                nft_rules.push(Rule::RedirectDns { protocol, server });
             }
         }
+        nft_rules.extend(bridges.iter().map(|b| Rule::Bridged(if_name(b.name))));
+        nft_rules.extend(taps.iter().filter_map(|t| {
+            let guest = t.address?.guest()?;
+            Some(Rule::GuestSource {
+                iifname: if_name(&t.name),
+                source: Ipv4Network::from(guest),
+            })
+        }));
+        nft_rules.extend(bridges.iter().map(|b| Rule::GuestSource {
+            iifname: if_name(b.name),
+            source: b.address.network(),
+        }));
+        nft_rules.push(Rule::DropOtherGuestTraffic);
         Plan {
             bridges,
             taps,
-            nat_rules,
+            nft_rules,
         }
     }
 
@@ -165,6 +187,10 @@ impl Plan {
                 .filter_map(|t| t.address.map(|a| (t.name.as_str(), a))),
         )
     }
+}
+
+fn if_name(name: &str) -> IfName {
+    IfName::new(name).expect("our link names have at most 15 bytes")
 }
 
 /// `cvd-<kind>-%02d`, as assemble_cvd's `InterfaceName` (cuttlefish-net.md §2.1).
@@ -208,12 +234,21 @@ mod tests {
     }
 
     fn masquerade(plan: &Plan) -> Vec<Ipv4Network> {
-        plan.nat_rules
+        plan.nft_rules
             .iter()
             .filter_map(|r| match r {
-                NatRule::Masquerade(net) => Some(*net),
+                Rule::Masquerade(net) => Some(*net),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// The guard rules as nft would print them.
+    fn guard(plan: &Plan) -> Vec<String> {
+        plan.nft_rules
+            .iter()
+            .filter(|r| r.chain() == &crate::nft::GUARD)
+            .map(ToString::to_string)
             .collect()
     }
 
@@ -262,7 +297,14 @@ mod tests {
             "192.168.96.1/24 brd 192.168.96.255"
         );
         let masq: Vec<String> = masquerade(&p).iter().map(|n| n.to_string()).collect();
-        assert_eq!(p.nat_rules.len(), 4, "no clamping or DNS rules unless asked for");
+        assert_eq!(
+            p.nft_rules
+                .iter()
+                .filter(|r| r.chain().table == crate::nft::NAT)
+                .count(),
+            4,
+            "no clamping or DNS rules unless asked for"
+        );
         assert_eq!(
             masq,
             [
@@ -272,6 +314,32 @@ mod tests {
                 "192.168.96.0/24"
             ]
         );
+    }
+
+    #[test]
+    fn guests_may_send_only_from_their_own_addresses() {
+        assert_eq!(
+            guard(&plan(1, 1)),
+            [
+                r#"iifname "cvd-ebr" oifname "cvd-ebr" accept"#,
+                r#"iifname "cvd-wbr" oifname "cvd-wbr" accept"#,
+                r#"iifname "cvd-mtap-01" ip saddr 192.168.97.2 accept"#,
+                r#"iifname "cvd-wifiap-01" ip saddr 192.168.94.2 accept"#,
+                r#"iifname "cvd-ebr" ip saddr 192.168.98.0/24 accept"#,
+                r#"iifname "cvd-wbr" ip saddr 192.168.96.0/24 accept"#,
+                r#"iifname "cvd-*" drop"#,
+            ]
+        );
+        let high = guard(&plan(64, 65));
+        assert_eq!(high.len(), 2 + 2 * 65 + 2 + 1);
+        for expected in [
+            r#"iifname "cvd-mtap-64" ip saddr 192.168.97.254 accept"#,
+            r#"iifname "cvd-mtap-65" ip saddr 192.168.93.2 accept"#,
+            r#"iifname "cvd-wifiap-128" ip saddr 192.168.95.254 accept"#,
+        ] {
+            assert!(high.iter().any(|r| r == expected), "{expected} missing");
+        }
+        assert_eq!(high.last().unwrap(), r#"iifname "cvd-*" drop"#);
     }
 
     #[test]
@@ -339,14 +407,14 @@ mod tests {
             dns_redirect: Some(dns),
         });
         assert_eq!(
-            p.nat_rules[4..],
+            p.nft_rules[4..7],
             [
-                NatRule::ClampMss,
-                NatRule::RedirectDns {
+                Rule::ClampMss,
+                Rule::RedirectDns {
                     protocol: Protocol::Udp,
                     server: dns
                 },
-                NatRule::RedirectDns {
+                Rule::RedirectDns {
                     protocol: Protocol::Tcp,
                     server: dns
                 },

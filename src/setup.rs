@@ -46,7 +46,7 @@ pub fn build(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, settings: &Set
 
 /// What the pod netns holds before ADD changes anything.
 struct Found {
-    table: Option<nft::Table>,
+    tables: Vec<nft::Table>,
     links: Vec<Link>,
     addresses: Vec<Address>,
 }
@@ -54,7 +54,7 @@ struct Found {
 impl Found {
     fn read(kernel: &mut dyn Kernel) -> Result<Found> {
         Ok(Found {
-            table: kernel.nat_table()?,
+            tables: kernel.nft_tables()?,
             links: kernel.links()?,
             addresses: kernel.addresses()?,
         })
@@ -62,11 +62,9 @@ impl Found {
 
     fn has_leftovers_of(&self, owner: &Owner) -> bool {
         let table_is_ours = self
-            .table
-            .as_ref()
-            .and_then(|t| t.comment.as_deref())
-            .and_then(TableRecord::from_comment)
-            .is_some_and(|r| r.owner == owner.tag());
+            .tables
+            .iter()
+            .any(|t| t.comment.as_deref().and_then(mark::owner_of_comment) == Some(owner.tag()));
         table_is_ours
             || self
                 .links
@@ -76,9 +74,9 @@ impl Found {
 }
 
 fn ensure_no_conflicts(found: &Found, plan: &Plan) -> Result<()> {
-    if let Some(table) = &found.table {
+    if let Some(table) = found.tables.first() {
         return Err(Error::Conflict {
-            object: format!("nftables table ip {}", nft::TABLE),
+            object: format!("nftables table {}", table.id),
             reason: format!(
                 "already exists in the pod (comment {:?}) and was not created for this attachment",
                 table.comment.as_deref().unwrap_or_default()
@@ -124,12 +122,12 @@ fn create_all(
     settings: &Settings,
     record: &TableRecord,
 ) -> Result<Vec<Link>> {
-    let rules: Vec<(nft::NatRule, String)> = plan
-        .nat_rules
+    let rules: Vec<(nft::Rule, String)> = plan
+        .nft_rules
         .iter()
         .map(|rule| (*rule, format!("cuttlefish-cni {}", rule.label())))
         .collect();
-    kernel.create_nat_table(&record.to_comment(), &rules)?;
+    kernel.create_nft_tables(&record.to_comment(), &rules)?;
 
     for (name, before) in SYSCTLS.iter().zip(&record.sysctls_before) {
         if before.as_deref().is_some_and(|v| v != "1") {

@@ -6,23 +6,47 @@
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::mark::{Owner, TableRecord, LINK_GROUP};
+use crate::mark::{self, Owner, TableRecord, LINK_GROUP};
 use crate::netlink::route::Link;
+use crate::nft;
 use crate::plan::{Plan, SYSCTLS};
 
 /// Removes everything `owner` created in the netns of `kernel`.
 pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
     let mut errors = Vec::new();
-    let table = kernel.nat_table()?;
-    let record = table
-        .as_ref()
-        .and_then(|t| t.comment.as_deref())
-        .and_then(TableRecord::from_comment)
-        .filter(|r| r.owner == owner.tag());
-    if let (Some(table), None) = (&table, &record) {
-        log::info!(
-            "leaving nftables table with comment {:?} alone: not ours for this attachment",
-            table.comment
+    let tables: Vec<nft::Table> = kernel
+        .nft_tables()?
+        .into_iter()
+        .filter(|table| {
+            let ours = table.comment.as_deref().and_then(mark::owner_of_comment) == Some(owner.tag());
+            if !ours {
+                log::info!(
+                    "leaving nftables table {} with comment {:?} alone: not ours for this attachment",
+                    table.id,
+                    table.comment
+                );
+            }
+            ours
+        })
+        .collect();
+    // Every table of ours carries the same record; one that still parses is enough.
+    let mut damaged = Vec::new();
+    let record = tables.iter().find_map(|table| {
+        match TableRecord::parse(table.comment.as_deref().unwrap_or_default()) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                damaged.push(format!("{}: {e}", table.id));
+                None
+            }
+        }
+    });
+    if record.is_none() && !damaged.is_empty() {
+        // Removing what carries our mark needs no record; restoring the sysctls and finding
+        // links ADD created but never marked do.
+        log::warn!(
+            "the state record in our nftables tables is damaged ({}): removing our tables and \
+             marked links, leaving the forwarding sysctls as they are",
+            damaged.join("; ")
         );
     }
 
@@ -39,19 +63,19 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
 
     let links = kernel.links()?;
     let ours = owned_links(&links, owner, record.as_ref());
-    // The table goes before the links when every link of ours carries its mark: nf_tables
+    // The tables go before the links when every link of ours carries its mark: nf_tables
     // destroys a deleted table after an RCU grace period, and closing our netlink socket waits
-    // for it, so deleting it first lets that grace period pass during the link deletion. While
-    // some link is still unmarked (ADD was killed between creating and marking it), the table's
-    // record is what names it: then the table goes last, so an interrupted DEL can finish.
+    // for it, so deleting them first lets that grace period pass during the link deletion. While
+    // some link is still unmarked (ADD was killed between creating and marking it), the tables'
+    // record is what names it: then the tables go last, so an interrupted DEL can finish.
     let all_marked = ours.iter().all(|l| l.alias.is_some());
-    let delete_table = |kernel: &mut dyn Kernel, errors: &mut Vec<Error>| {
-        if let (Some(table), Some(_)) = (&table, &record) {
-            collect(errors, kernel.delete_nat_table(table.handle));
+    let delete_tables = |kernel: &mut dyn Kernel, errors: &mut Vec<Error>| {
+        for table in &tables {
+            collect(errors, kernel.delete_nft_table(table.id, table.handle));
         }
     };
     if all_marked {
-        delete_table(kernel, &mut errors);
+        delete_tables(kernel, &mut errors);
     }
     let group_is_all_ours = links
         .iter()
@@ -65,7 +89,7 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
         }
     }
     if !all_marked {
-        delete_table(kernel, &mut errors);
+        delete_tables(kernel, &mut errors);
     }
 
     match errors.len() {

@@ -19,6 +19,25 @@
 //!   meta load l4proto => reg 1 ; cmp eq reg 1 <17|6>
 //!   payload load 2b @ transport header + 2 => reg 1 ; cmp eq reg 1 53
 //!   immediate reg 1 <server> ; nat dnat ip addr_min reg 1
+//!
+//! In the inet filter table's forward chain:
+//!
+//! `iifname "<bridge>" oifname "<bridge>" accept`:
+//!   meta load iifname => reg 1 ; cmp eq reg 1 "<bridge>"   (a whole name: 16 bytes, NUL-padded)
+//!   meta load oifname => reg 1 ; cmp eq reg 1 "<bridge>"
+//!   immediate reg 0 accept
+//!
+//! `iifname "<link>" ip saddr <source> accept`:
+//!   meta load iifname => reg 1 ; cmp eq reg 1 "<link>"
+//!   meta load nfproto => reg 1 ; cmp eq reg 1 2      (the dependency `ip saddr` needs in inet)
+//!   payload load 4b @ network header + 12 => reg 1
+//!   bitwise reg 1 = (reg 1 & <mask>) ^ 0             (omitted for a /32)
+//!   cmp eq reg 1 <network>
+//!   immediate reg 0 accept
+//!
+//! `iifname "cvd-*" drop`:
+//!   meta load iifname => reg 1 ; cmp eq reg 1 "cvd-"
+//!   immediate reg 0 drop
 
 use super::attr::{self, AttrList, Attrs};
 use ipnetwork::Ipv4Network;
@@ -26,7 +45,7 @@ use std::net::Ipv4Addr;
 
 /// A rule of ours, in the plan's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NatRule {
+pub enum Rule {
     /// Guest traffic from `subnet` leaves the pod with the pod's address.
     Masquerade(Ipv4Network),
     /// Forwarded TCP SYNs get an MSS no larger than the path MTU allows, in both directions:
@@ -36,6 +55,57 @@ pub enum NatRule {
     ClampMss,
     /// Guest DNS to any address goes to `server` instead.
     RedirectDns { protocol: Protocol, server: Ipv4Addr },
+    /// Traffic between two ports of this bridge. With br_netfilter (loaded on most Kubernetes
+    /// nodes) the kernel passes bridged frames through the forward hook, the bridge as input
+    /// and output: guest to guest on one bridge, which never leaves the pod.
+    Bridged(IfName),
+    /// Forwarded IPv4 that enters from `iifname` with a source in `source`: what the guests
+    /// behind that link may send.
+    GuestSource { iifname: IfName, source: Ipv4Network },
+    /// Everything else forwarded from a `cvd-*` link: spoofed IPv4 sources and all IPv6.
+    DropOtherGuestTraffic,
+}
+
+/// An interface name as nf_tables compares it: IFNAMSIZ bytes, NUL-padded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IfName([u8; IFNAMSIZ]);
+
+const IFNAMSIZ: usize = 16;
+
+impl IfName {
+    /// None for a name the kernel would refuse (empty, longer than 15 bytes, or with a NUL).
+    pub fn new(name: &str) -> Option<IfName> {
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() >= IFNAMSIZ || bytes.contains(&0) {
+            return None;
+        }
+        let mut padded = [0; IFNAMSIZ];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        Some(IfName(padded))
+    }
+
+    fn from_padded(value: &[u8]) -> Option<IfName> {
+        let padded: [u8; IFNAMSIZ] = value.try_into().ok()?;
+        let end = padded.iter().position(|b| *b == 0)?;
+        IfName::new(std::str::from_utf8(&padded[..end]).ok()?)
+    }
+
+    pub fn as_str(&self) -> &str {
+        let end = self.0.iter().position(|b| *b == 0).unwrap_or(IFNAMSIZ);
+        std::str::from_utf8(&self.0[..end]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for IfName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for IfName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,29 +130,40 @@ impl Protocol {
     }
 }
 
-impl NatRule {
+impl Rule {
     /// A short label for the rule's comment (free of quotes, so saved rulesets parse back).
     pub fn label(&self) -> String {
         match self {
-            NatRule::Masquerade(net) => format!("masquerade {net}"),
-            NatRule::ClampMss => "clamp-mss".to_string(),
-            NatRule::RedirectDns { protocol, .. } => format!("dns-redirect {}", protocol.name()),
+            Rule::Masquerade(net) => format!("masquerade {net}"),
+            Rule::ClampMss => "clamp-mss".to_string(),
+            Rule::RedirectDns { protocol, .. } => format!("dns-redirect {}", protocol.name()),
+            Rule::Bridged(bridge) => format!("bridged {bridge}"),
+            Rule::GuestSource { iifname, source } => format!("guest-source {iifname} {source}"),
+            Rule::DropOtherGuestTraffic => "drop-other-guest-traffic".to_string(),
         }
     }
 }
 
-impl std::fmt::Display for NatRule {
+impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            NatRule::Masquerade(net) => write!(f, "ip saddr {net} masquerade"),
-            NatRule::ClampMss => write!(f, "tcp flags syn / syn,rst tcp option maxseg size set rt mtu"),
-            NatRule::RedirectDns { protocol, server } => {
+            Rule::Masquerade(net) => write!(f, "ip saddr {net} masquerade"),
+            Rule::ClampMss => write!(f, "tcp flags syn / syn,rst tcp option maxseg size set rt mtu"),
+            Rule::RedirectDns { protocol, server } => {
                 write!(
                     f,
                     "iifname \"{IFNAME_PREFIX}*\" {} dport 53 dnat to {server}",
                     protocol.name()
                 )
             }
+            Rule::Bridged(bridge) => write!(f, "iifname \"{bridge}\" oifname \"{bridge}\" accept"),
+            Rule::GuestSource { iifname, source } if source.prefix() == 32 => {
+                write!(f, "iifname \"{iifname}\" ip saddr {} accept", source.ip())
+            }
+            Rule::GuestSource { iifname, source } => {
+                write!(f, "iifname \"{iifname}\" ip saddr {source} accept")
+            }
+            Rule::DropOtherGuestTraffic => write!(f, "iifname \"{IFNAME_PREFIX}*\" drop"),
         }
     }
 }
@@ -115,6 +196,8 @@ const NFT_CMP_EQ: u32 = 0;
 const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
 const NFT_META_IIFNAME: u32 = 6;
+const NFT_META_OIFNAME: u32 = 7;
+const NFT_META_NFPROTO: u32 = 15;
 const NFT_META_L4PROTO: u32 = 16;
 const NFTA_RT_DREG: u16 = 1;
 const NFTA_RT_KEY: u16 = 2;
@@ -139,6 +222,11 @@ const NFTA_NAT_FAMILY: u16 = 2;
 const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
 const NFT_NAT_DNAT: u32 = 1;
 const NFPROTO_IPV4: u32 = 2;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFT_REG_VERDICT: u32 = 0;
+const NF_DROP: u32 = 0;
+const NF_ACCEPT: u32 = 1;
 /// Offset of the source address in the IPv4 header, of the flags in the TCP header, of the
 /// destination port in the UDP and TCP headers.
 const IPV4_SADDR_OFFSET: u32 = 12;
@@ -148,18 +236,37 @@ const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 
 /// `NFTA_RULE_EXPRESSIONS` for one of our rules.
-pub fn encode(rule: &NatRule) -> Attrs {
+pub fn encode(rule: &Rule) -> Attrs {
     let exprs = match rule {
-        NatRule::Masquerade(subnet) => {
-            let mut e = vec![payload(NFT_PAYLOAD_NETWORK_HEADER, IPV4_SADDR_OFFSET, 4)];
-            if subnet.prefix() < 32 {
-                e.push(bitwise(&subnet.mask().octets()));
-            }
-            e.push(cmp_eq(&subnet.network().octets()));
+        Rule::Masquerade(subnet) => {
+            let mut e = saddr_in(subnet);
             e.push(expr("masq", None));
             e
         }
-        NatRule::ClampMss => vec![
+        Rule::Bridged(bridge) => vec![
+            meta(NFT_META_IIFNAME),
+            cmp_eq(&bridge.0),
+            meta(NFT_META_OIFNAME),
+            cmp_eq(&bridge.0),
+            verdict(NF_ACCEPT),
+        ],
+        Rule::GuestSource { iifname, source } => {
+            let mut e = vec![
+                meta(NFT_META_IIFNAME),
+                cmp_eq(&iifname.0),
+                meta(NFT_META_NFPROTO),
+                cmp_eq(&[NFPROTO_IPV4 as u8]),
+            ];
+            e.extend(saddr_in(source));
+            e.push(verdict(NF_ACCEPT));
+            e
+        }
+        Rule::DropOtherGuestTraffic => vec![
+            meta(NFT_META_IIFNAME),
+            cmp_eq(IFNAME_PREFIX.as_bytes()),
+            verdict(NF_DROP),
+        ],
+        Rule::ClampMss => vec![
             meta(NFT_META_L4PROTO),
             cmp_eq(&[6]),
             payload(NFT_PAYLOAD_TRANSPORT_HEADER, TCP_FLAGS_OFFSET, 1),
@@ -196,7 +303,7 @@ pub fn encode(rule: &NatRule) -> Attrs {
                 ),
             ),
         ],
-        NatRule::RedirectDns { protocol, server } => vec![
+        Rule::RedirectDns { protocol, server } => vec![
             meta(NFT_META_IIFNAME),
             cmp_eq(IFNAME_PREFIX.as_bytes()),
             meta(NFT_META_L4PROTO),
@@ -225,6 +332,26 @@ pub fn encode(rule: &NatRule) -> Attrs {
     exprs
         .into_iter()
         .fold(Attrs::new(), |list, e| list.nested(NFTA_LIST_ELEM, e))
+}
+
+/// `ip saddr <subnet>`: the source address, masked unless the subnet is a single address.
+fn saddr_in(subnet: &Ipv4Network) -> Vec<Attrs> {
+    let mut e = vec![payload(NFT_PAYLOAD_NETWORK_HEADER, IPV4_SADDR_OFFSET, 4)];
+    if subnet.prefix() < 32 {
+        e.push(bitwise(&subnet.mask().octets()));
+    }
+    e.push(cmp_eq(&subnet.network().octets()));
+    e
+}
+
+fn verdict(code: u32) -> Attrs {
+    expr(
+        "immediate",
+        Some(Attrs::new().be32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT).nested(
+            NFTA_IMMEDIATE_DATA,
+            Attrs::new().nested(NFTA_DATA_VERDICT, Attrs::new().be32(NFTA_VERDICT_CODE, code)),
+        )),
+    )
 }
 
 fn expr(name: &str, body: Option<Attrs>) -> Attrs {
@@ -324,6 +451,24 @@ impl Expr<'_> {
         self.name == "meta" && self.be32(NFTA_META_KEY) == Some(key)
     }
 
+    /// The verdict code of an `immediate reg 0 <verdict>`.
+    fn verdict(&self) -> Option<u32> {
+        if self.name != "immediate" || self.be32(NFTA_IMMEDIATE_DREG) != Some(NFT_REG_VERDICT) {
+            return None;
+        }
+        let data = attr::parse(attr::get(&self.attrs, NFTA_IMMEDIATE_DATA)?);
+        attr::get_be32(
+            &attr::parse(attr::get(&data, NFTA_DATA_VERDICT)?),
+            NFTA_VERDICT_CODE,
+        )
+    }
+
+    /// The interface of a `meta load <key>` + `cmp eq <whole name>` pair.
+    fn ifname(&self, cmp: &Expr, key: u32) -> Option<IfName> {
+        self.is_meta(key)
+            .then(|| IfName::from_padded(cmp.cmp_eq_value()?))?
+    }
+
     /// The mask of a `(reg & mask) ^ 0` bitwise expression.
     fn and_mask(&self) -> Option<&[u8]> {
         let xor = self.nested_value(NFTA_BITWISE_XOR)?;
@@ -333,7 +478,7 @@ impl Expr<'_> {
 }
 
 /// Which of our rules a dumped `NFTA_RULE_EXPRESSIONS` is, or None for any other rule.
-pub fn parse(expressions: &[u8]) -> Option<NatRule> {
+pub fn parse(expressions: &[u8]) -> Option<Rule> {
     let exprs: Vec<Expr> = attr::parse(expressions)
         .into_iter()
         .filter(|(kind, _)| *kind == NFTA_LIST_ELEM)
@@ -349,8 +494,39 @@ pub fn parse(expressions: &[u8]) -> Option<NatRule> {
         .collect();
     let names: Vec<&str> = exprs.iter().map(|e| e.name.as_str()).collect();
     match names.as_slice() {
-        ["payload", "bitwise", "cmp", "masq"] => masquerade(&exprs[0], Some(&exprs[1]), &exprs[2]),
-        ["payload", "cmp", "masq"] => masquerade(&exprs[0], None, &exprs[1]),
+        ["payload", "bitwise", "cmp", "masq"] => {
+            saddr_match(&exprs[0], Some(&exprs[1]), &exprs[2]).map(Rule::Masquerade)
+        }
+        ["payload", "cmp", "masq"] => saddr_match(&exprs[0], None, &exprs[1]).map(Rule::Masquerade),
+        ["meta", "cmp", "meta", "cmp", "immediate"] if exprs[2].is_meta(NFT_META_OIFNAME) => {
+            let [iif, iif_name, oif, oif_name, accept] = exprs.as_slice() else {
+                return None;
+            };
+            let bridge = iif.ifname(iif_name, NFT_META_IIFNAME)?;
+            (oif.ifname(oif_name, NFT_META_OIFNAME)? == bridge && accept.verdict()? == NF_ACCEPT)
+                .then_some(Rule::Bridged(bridge))
+        }
+        ["meta", "cmp", "meta", "cmp", "payload", "bitwise", "cmp", "immediate"]
+        | ["meta", "cmp", "meta", "cmp", "payload", "cmp", "immediate"] => {
+            let (mask, cmp, accept) = match &exprs[5..] {
+                [mask, cmp, accept] => (Some(mask), cmp, accept),
+                [cmp, accept] => (None, cmp, accept),
+                _ => return None,
+            };
+            let iifname = exprs[0].ifname(&exprs[1], NFT_META_IIFNAME)?;
+            let ipv4 = exprs[2].is_meta(NFT_META_NFPROTO) && exprs[3].is_cmp_eq(&[NFPROTO_IPV4 as u8]);
+            let source = saddr_match(&exprs[4], mask, cmp)?;
+            (ipv4 && accept.verdict()? == NF_ACCEPT).then_some(Rule::GuestSource { iifname, source })
+        }
+        ["meta", "cmp", "immediate"] => {
+            let [iif, prefix, drop] = exprs.as_slice() else {
+                return None;
+            };
+            let ok = iif.is_meta(NFT_META_IIFNAME)
+                && prefix.is_cmp_eq(IFNAME_PREFIX.as_bytes())
+                && drop.verdict()? == NF_DROP;
+            ok.then_some(Rule::DropOtherGuestTraffic)
+        }
         ["meta", "cmp", "payload", "bitwise", "cmp", "rt", "byteorder", "exthdr"] => {
             let [l4, tcp, flags, mask, syn, rt, order, exthdr] = exprs.as_slice() else {
                 return None;
@@ -367,7 +543,7 @@ pub fn parse(expressions: &[u8]) -> Option<NatRule> {
                 && exthdr.be32(NFTA_EXTHDR_OFFSET) == Some(2)
                 && exthdr.be32(NFTA_EXTHDR_LEN) == Some(2)
                 && attr::get(&exthdr.attrs, NFTA_EXTHDR_SREG).is_some();
-            ok.then_some(NatRule::ClampMss)
+            ok.then_some(Rule::ClampMss)
         }
         ["meta", "cmp", "meta", "cmp", "payload", "cmp", "immediate", "nat"] => {
             let [iif, prefix, l4, proto, dport, port, imm, nat] = exprs.as_slice() else {
@@ -386,7 +562,7 @@ pub fn parse(expressions: &[u8]) -> Option<NatRule> {
                 && port.is_cmp_eq(&DNS_PORT.to_be_bytes())
                 && nat.be32(NFTA_NAT_TYPE) == Some(NFT_NAT_DNAT)
                 && nat.be32(NFTA_NAT_FAMILY) == Some(NFPROTO_IPV4);
-            ok.then_some(NatRule::RedirectDns {
+            ok.then_some(Rule::RedirectDns {
                 protocol,
                 server: Ipv4Addr::from(server),
             })
@@ -395,7 +571,8 @@ pub fn parse(expressions: &[u8]) -> Option<NatRule> {
     }
 }
 
-fn masquerade(payload: &Expr, mask: Option<&Expr>, cmp: &Expr) -> Option<NatRule> {
+/// The subnet of an `ip saddr <subnet>` match (see `saddr_in`).
+fn saddr_match(payload: &Expr, mask: Option<&Expr>, cmp: &Expr) -> Option<Ipv4Network> {
     if !payload.is_payload(NFT_PAYLOAD_NETWORK_HEADER, IPV4_SADDR_OFFSET, 4) {
         return None;
     }
@@ -411,9 +588,7 @@ fn masquerade(payload: &Expr, mask: Option<&Expr>, cmp: &Expr) -> Option<NatRule
         }
     };
     let network: [u8; 4] = cmp.cmp_eq_value()?.try_into().ok()?;
-    Ipv4Network::new(Ipv4Addr::from(network), prefix)
-        .ok()
-        .map(NatRule::Masquerade)
+    Ipv4Network::new(Ipv4Addr::from(network), prefix).ok()
 }
 
 #[cfg(test)]
@@ -423,18 +598,32 @@ mod tests {
     #[test]
     fn every_rule_we_encode_is_recognised() {
         let rules = [
-            NatRule::Masquerade("192.168.97.0/30".parse().unwrap()),
-            NatRule::Masquerade("192.168.98.0/24".parse().unwrap()),
-            NatRule::Masquerade("10.1.2.3/32".parse().unwrap()),
-            NatRule::ClampMss,
-            NatRule::RedirectDns {
+            Rule::Masquerade("192.168.97.0/30".parse().unwrap()),
+            Rule::Masquerade("192.168.98.0/24".parse().unwrap()),
+            Rule::Masquerade("10.1.2.3/32".parse().unwrap()),
+            Rule::ClampMss,
+            Rule::RedirectDns {
                 protocol: Protocol::Udp,
                 server: Ipv4Addr::new(10, 96, 0, 10),
             },
-            NatRule::RedirectDns {
+            Rule::RedirectDns {
                 protocol: Protocol::Tcp,
                 server: Ipv4Addr::new(10, 96, 0, 10),
             },
+            Rule::Bridged(IfName::new("cvd-ebr").unwrap()),
+            Rule::GuestSource {
+                iifname: IfName::new("cvd-mtap-01").unwrap(),
+                source: "192.168.97.2/32".parse().unwrap(),
+            },
+            Rule::GuestSource {
+                iifname: IfName::new("cvd-wifiap-128").unwrap(),
+                source: "192.168.95.254/32".parse().unwrap(),
+            },
+            Rule::GuestSource {
+                iifname: IfName::new("cvd-ebr").unwrap(),
+                source: "192.168.98.0/24".parse().unwrap(),
+            },
+            Rule::DropOtherGuestTraffic,
         ];
         for rule in rules {
             assert_eq!(parse(&encode(&rule).into_bytes()), Some(rule), "{rule}");
@@ -449,7 +638,7 @@ mod tests {
         assert_eq!(parse(&only_masq), None);
         assert_eq!(parse(&[]), None);
         // A redirect of port 54 is not our DNS redirect.
-        let mut bytes = encode(&NatRule::RedirectDns {
+        let mut bytes = encode(&Rule::RedirectDns {
             protocol: Protocol::Udp,
             server: Ipv4Addr::LOCALHOST,
         })
@@ -460,5 +649,70 @@ mod tests {
             .unwrap();
         bytes[at + 1] = 54;
         assert_eq!(parse(&bytes), None);
+    }
+
+    fn rule_of(exprs: Vec<Attrs>) -> Vec<u8> {
+        exprs
+            .into_iter()
+            .fold(Attrs::new(), |list, e| list.nested(NFTA_LIST_ELEM, e))
+            .into_bytes()
+    }
+
+    #[test]
+    fn guard_rules_that_differ_are_not_taken_for_ours() {
+        let ebr = IfName::new("cvd-ebr").unwrap();
+        let wbr = IfName::new("cvd-wbr").unwrap();
+        let mtap = IfName::new("cvd-mtap-01").unwrap();
+        let guest_source = |iif: &[u8], nfproto: u8, verdict_code: u32| {
+            let mut e = vec![
+                meta(NFT_META_IIFNAME),
+                cmp_eq(iif),
+                meta(NFT_META_NFPROTO),
+                cmp_eq(&[nfproto]),
+            ];
+            e.extend(saddr_in(&"192.168.97.2/32".parse().unwrap()));
+            e.push(verdict(verdict_code));
+            rule_of(e)
+        };
+        assert!(parse(&guest_source(&mtap.0, 2, NF_ACCEPT)).is_some());
+        assert_eq!(parse(&guest_source(&mtap.0, 10, NF_ACCEPT)), None, "IPv6");
+        assert_eq!(parse(&guest_source(&mtap.0, 2, NF_DROP)), None, "drop");
+        assert_eq!(parse(&guest_source(b"cvd-", 2, NF_ACCEPT)), None, "a prefix");
+        let bridged = |iif: IfName, oif: IfName, verdict_code: u32| {
+            rule_of(vec![
+                meta(NFT_META_IIFNAME),
+                cmp_eq(&iif.0),
+                meta(NFT_META_OIFNAME),
+                cmp_eq(&oif.0),
+                verdict(verdict_code),
+            ])
+        };
+        assert_eq!(parse(&bridged(ebr, ebr, NF_ACCEPT)), Some(Rule::Bridged(ebr)));
+        assert_eq!(parse(&bridged(ebr, wbr, NF_ACCEPT)), None, "another bridge out");
+        assert_eq!(parse(&bridged(ebr, ebr, NF_DROP)), None, "drop");
+        let drop_from = |prefix: &[u8], verdict_code: u32| {
+            rule_of(vec![
+                meta(NFT_META_IIFNAME),
+                cmp_eq(prefix),
+                verdict(verdict_code),
+            ])
+        };
+        assert_eq!(parse(&drop_from(b"cvd-", NF_ACCEPT)), None, "accept");
+        assert_eq!(parse(&drop_from(b"cvd", NF_DROP)), None, "another prefix");
+        assert_eq!(
+            parse(&drop_from(b"cvd-", NF_DROP)),
+            Some(Rule::DropOtherGuestTraffic)
+        );
+    }
+
+    #[test]
+    fn interface_names_are_checked() {
+        assert!(IfName::new("cvd-wifiap-128").is_some());
+        assert!(IfName::new("123456789012345").is_some());
+        assert!(IfName::new("1234567890123456").is_none());
+        assert!(IfName::new("").is_none());
+        assert!(IfName::new("a\0b").is_none());
+        assert_eq!(IfName::new("cvd-ebr").unwrap().to_string(), "cvd-ebr");
+        assert_eq!(IfName::from_padded(b"cvd-ebr"), None, "a prefix is not a name");
     }
 }

@@ -1,11 +1,13 @@
 //! nf_tables over netlink, without libnftnl or the `nft` binary: the plugin must run on a node
-//! that has nothing but a libc. We own one table, `ip cuttlefish_nat`, and change it only in
-//! atomic batches: created whole (table, chain, every rule) or deleted whole.
+//! that has nothing but a libc. We own two tables, `ip cuttlefish_nat` (NAT, MSS clamping, DNS
+//! redirection) and `inet cuttlefish_filter` (what guests may send through the pod), and
+//! change them only in atomic batches: created whole, together (tables, chains, every rule),
+//! and deleted whole.
 
 mod attr;
 mod expr;
 
-pub use expr::{NatRule, Protocol};
+pub use expr::{IfName, Protocol, Rule};
 
 use crate::netlink::socket::{
     frame, NetlinkSocket, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
@@ -13,11 +15,62 @@ use crate::netlink::socket::{
 use attr::Attrs;
 use std::io;
 
-pub const TABLE: &str = "cuttlefish_nat";
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Ip,
+    Inet,
+}
 
-/// A base chain of our table.
+impl Family {
+    /// NFPROTO_*.
+    fn number(self) -> u8 {
+        match self {
+            Family::Inet => 1,
+            Family::Ip => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::Ip => "ip",
+            Family::Inet => "inet",
+        })
+    }
+}
+
+/// A table's identity: the same name may exist once per family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableId {
+    pub family: Family,
+    pub name: &'static str,
+}
+
+impl std::fmt::Display for TableId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.family, self.name)
+    }
+}
+
+/// Masquerade, MSS clamping and DNS redirection: IPv4 only, so the `ip` family, which has NAT
+/// on every kernel. Release 0.1.0 created only this table.
+pub const NAT: TableId = TableId {
+    family: Family::Ip,
+    name: "cuttlefish_nat",
+};
+/// What guests may send through the pod: `inet`, so one chain sees IPv4 and IPv6.
+pub const FILTER: TableId = TableId {
+    family: Family::Inet,
+    name: "cuttlefish_filter",
+};
+/// Every table we create, in creation order.
+pub const TABLES: [TableId; 2] = [NAT, FILTER];
+
+/// A base chain of one of our tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainSpec {
+    pub table: TableId,
     pub name: &'static str,
     pub chain_type: &'static str,
     /// NF_INET_* hook number.
@@ -27,6 +80,7 @@ pub struct ChainSpec {
 
 /// Masquerade, at srcnat as `cuttlefish-host-resources` does.
 pub const POSTROUTING: ChainSpec = ChainSpec {
+    table: NAT,
     name: "postrouting",
     chain_type: "nat",
     hook: 4,
@@ -34,6 +88,7 @@ pub const POSTROUTING: ChainSpec = ChainSpec {
 };
 /// MSS clamping, at the mangle priority.
 pub const FORWARD: ChainSpec = ChainSpec {
+    table: NAT,
     name: "forward",
     chain_type: "filter",
     hook: 2,
@@ -41,27 +96,46 @@ pub const FORWARD: ChainSpec = ChainSpec {
 };
 /// DNS redirection, at dstnat.
 pub const PREROUTING: ChainSpec = ChainSpec {
+    table: NAT,
     name: "prerouting",
     chain_type: "nat",
     hook: 0,
     priority: -100,
 };
+/// What guests may send, at the filter priority; policy accept, so the pod's other forwarded
+/// traffic is not ours to judge.
+pub const GUARD: ChainSpec = ChainSpec {
+    table: FILTER,
+    name: "forward",
+    chain_type: "filter",
+    hook: 2,
+    priority: 0,
+};
 
-impl NatRule {
+impl Rule {
     pub fn chain(&self) -> &'static ChainSpec {
         match self {
-            NatRule::Masquerade(_) => &POSTROUTING,
-            NatRule::ClampMss => &FORWARD,
-            NatRule::RedirectDns { .. } => &PREROUTING,
+            Rule::Masquerade(_) => &POSTROUTING,
+            Rule::ClampMss => &FORWARD,
+            Rule::RedirectDns { .. } => &PREROUTING,
+            Rule::Bridged(_) | Rule::GuestSource { .. } | Rule::DropOtherGuestTraffic => &GUARD,
         }
     }
 }
 
 /// The chains `rules` need, in a fixed order.
-pub fn chains_for(rules: &[NatRule]) -> Vec<&'static ChainSpec> {
-    [&PREROUTING, &FORWARD, &POSTROUTING]
+pub fn chains_for(rules: &[Rule]) -> Vec<&'static ChainSpec> {
+    [&PREROUTING, &FORWARD, &POSTROUTING, &GUARD]
         .into_iter()
         .filter(|c| rules.iter().any(|r| r.chain() == *c))
+        .collect()
+}
+
+/// The tables `rules` need, in creation order.
+pub fn tables_for(rules: &[Rule]) -> Vec<TableId> {
+    TABLES
+        .into_iter()
+        .filter(|t| rules.iter().any(|r| r.chain().table == *t))
         .collect()
 }
 
@@ -75,7 +149,7 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
-const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_UNSPEC: u8 = 0;
 
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_HANDLE: u16 = 4;
@@ -95,10 +169,11 @@ const UDATA_COMMENT: u8 = 0;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
+    pub id: TableId,
     pub handle: u64,
     pub comment: Option<String>,
     pub chains: Vec<Chain>,
-    pub rules: Vec<Rule>,
+    pub rules: Vec<ListedRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,11 +184,12 @@ pub struct Chain {
     pub priority: Option<i32>,
 }
 
+/// A rule as the kernel lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
+pub struct ListedRule {
     pub chain: String,
     /// Which of our rules this is; None for any other rule.
-    pub kind: Option<NatRule>,
+    pub kind: Option<Rule>,
 }
 
 pub struct NftSocket(NetlinkSocket);
@@ -123,75 +199,88 @@ impl NftSocket {
         NetlinkSocket::open(netlink_sys::protocols::NETLINK_NETFILTER).map(NftSocket)
     }
 
-    /// Our table as the kernel has it, or None.
-    pub fn table(&mut self) -> io::Result<Option<Table>> {
-        let tables = self
+    /// Those of our tables (by family and name) that exist, as the kernel has them.
+    pub fn tables(&mut self) -> io::Result<Vec<Table>> {
+        let mut tables: Vec<Table> = self
             .0
-            .dump(|seq| message(NFT_MSG_GETTABLE, NLM_F_DUMP, seq, Attrs::new()))?;
-        let Some(found) = tables.iter().find_map(|m| {
-            let attrs = attr::parse(body(m.payload()));
-            (attr::get_string(&attrs, NFTA_TABLE_NAME).as_deref() == Some(TABLE)).then(|| Table {
-                handle: attr::get_be64(&attrs, NFTA_TABLE_HANDLE).unwrap_or(0),
-                comment: attr::get(&attrs, NFTA_TABLE_USERDATA).and_then(comment_from_udata),
-                chains: Vec::new(),
-                rules: Vec::new(),
+            .dump(|seq| message(NFT_MSG_GETTABLE, NLM_F_DUMP, seq, NFPROTO_UNSPEC, Attrs::new()))?
+            .iter()
+            .filter_map(|m| {
+                let attrs = attr::parse(body(m.payload()));
+                let (family, name) = (family_of(m.payload()), attr::get_string(&attrs, NFTA_TABLE_NAME));
+                let id = TABLES
+                    .into_iter()
+                    .find(|t| Some(t.family.number()) == family && Some(t.name) == name.as_deref())?;
+                Some(Table {
+                    id,
+                    handle: attr::get_be64(&attrs, NFTA_TABLE_HANDLE).unwrap_or(0),
+                    comment: attr::get(&attrs, NFTA_TABLE_USERDATA).and_then(comment_from_udata),
+                    chains: Vec::new(),
+                    rules: Vec::new(),
+                })
             })
-        }) else {
-            return Ok(None);
-        };
-        let mut table = found;
-        for m in self
-            .0
-            .dump(|seq| message(NFT_MSG_GETCHAIN, NLM_F_DUMP, seq, Attrs::new()))?
-        {
-            let attrs = attr::parse(body(m.payload()));
-            if attr::get_string(&attrs, NFTA_CHAIN_TABLE).as_deref() != Some(TABLE) {
-                continue;
+            .collect();
+        for table in &mut tables {
+            let family = table.id.family.number();
+            for m in self
+                .0
+                .dump(|seq| message(NFT_MSG_GETCHAIN, NLM_F_DUMP, seq, family, Attrs::new()))?
+            {
+                let attrs = attr::parse(body(m.payload()));
+                if attr::get_string(&attrs, NFTA_CHAIN_TABLE).as_deref() != Some(table.id.name) {
+                    continue;
+                }
+                let hook = attr::get(&attrs, NFTA_CHAIN_HOOK)
+                    .map(attr::parse)
+                    .unwrap_or_default();
+                table.chains.push(Chain {
+                    name: attr::get_string(&attrs, NFTA_CHAIN_NAME).unwrap_or_default(),
+                    chain_type: attr::get_string(&attrs, NFTA_CHAIN_TYPE),
+                    hook: attr::get_be32(&hook, NFTA_HOOK_HOOKNUM),
+                    priority: attr::get_be32(&hook, NFTA_HOOK_PRIORITY).map(|p| p as i32),
+                });
             }
-            let hook = attr::get(&attrs, NFTA_CHAIN_HOOK)
-                .map(attr::parse)
-                .unwrap_or_default();
-            table.chains.push(Chain {
-                name: attr::get_string(&attrs, NFTA_CHAIN_NAME).unwrap_or_default(),
-                chain_type: attr::get_string(&attrs, NFTA_CHAIN_TYPE),
-                hook: attr::get_be32(&hook, NFTA_HOOK_HOOKNUM),
-                priority: attr::get_be32(&hook, NFTA_HOOK_PRIORITY).map(|p| p as i32),
-            });
-        }
-        let filter = || Attrs::new().string(NFTA_RULE_TABLE, TABLE);
-        for m in self
-            .0
-            .dump(|seq| message(NFT_MSG_GETRULE, NLM_F_DUMP, seq, filter()))?
-        {
-            let attrs = attr::parse(body(m.payload()));
-            if attr::get_string(&attrs, NFTA_RULE_TABLE).as_deref() != Some(TABLE) {
-                continue;
+            let filter = || Attrs::new().string(NFTA_RULE_TABLE, table.id.name);
+            for m in self
+                .0
+                .dump(|seq| message(NFT_MSG_GETRULE, NLM_F_DUMP, seq, family, filter()))?
+            {
+                let attrs = attr::parse(body(m.payload()));
+                if attr::get_string(&attrs, NFTA_RULE_TABLE).as_deref() != Some(table.id.name) {
+                    continue;
+                }
+                table.rules.push(ListedRule {
+                    chain: attr::get_string(&attrs, NFTA_RULE_CHAIN).unwrap_or_default(),
+                    kind: attr::get(&attrs, NFTA_RULE_EXPRESSIONS).and_then(expr::parse),
+                });
             }
-            table.rules.push(Rule {
-                chain: attr::get_string(&attrs, NFTA_RULE_CHAIN).unwrap_or_default(),
-                kind: attr::get(&attrs, NFTA_RULE_EXPRESSIONS).and_then(expr::parse),
-            });
         }
-        Ok(Some(table))
+        Ok(tables)
     }
 
-    /// Creates the table (failing if any table of that name exists), the chains `rules` need
-    /// and the rules, each with its comment, in one transaction: all of it or nothing.
-    pub fn create(&mut self, comment: &str, rules: &[(NatRule, String)]) -> io::Result<()> {
-        let mut batch = vec![(
-            NFT_MSG_NEWTABLE,
-            NLM_F_CREATE | NLM_F_EXCL,
-            Attrs::new()
-                .string(NFTA_TABLE_NAME, TABLE)
-                .bytes(NFTA_TABLE_USERDATA, &udata_comment(comment)),
-        )];
-        let kinds: Vec<NatRule> = rules.iter().map(|(r, _)| *r).collect();
+    /// Creates the tables `rules` need (failing if any table of those names exists), each with
+    /// `comment`, their chains and the rules, each with its comment, in one transaction: all
+    /// of it or nothing.
+    pub fn create(&mut self, comment: &str, rules: &[(Rule, String)]) -> io::Result<()> {
+        let kinds: Vec<Rule> = rules.iter().map(|(r, _)| *r).collect();
+        let mut batch = Vec::new();
+        for table in tables_for(&kinds) {
+            batch.push((
+                NFT_MSG_NEWTABLE,
+                NLM_F_CREATE | NLM_F_EXCL,
+                table.family.number(),
+                Attrs::new()
+                    .string(NFTA_TABLE_NAME, table.name)
+                    .bytes(NFTA_TABLE_USERDATA, &udata_comment(comment)),
+            ));
+        }
         for chain in chains_for(&kinds) {
             batch.push((
                 NFT_MSG_NEWCHAIN,
                 NLM_F_CREATE | NLM_F_EXCL,
+                chain.table.family.number(),
                 Attrs::new()
-                    .string(NFTA_CHAIN_TABLE, TABLE)
+                    .string(NFTA_CHAIN_TABLE, chain.table.name)
                     .string(NFTA_CHAIN_NAME, chain.name)
                     .nested(
                         NFTA_CHAIN_HOOK,
@@ -203,12 +292,14 @@ impl NftSocket {
             ));
         }
         for (rule, rule_comment) in rules {
+            let chain = rule.chain();
             batch.push((
                 NFT_MSG_NEWRULE,
                 NLM_F_CREATE | NLM_F_APPEND,
+                chain.table.family.number(),
                 Attrs::new()
-                    .string(NFTA_RULE_TABLE, TABLE)
-                    .string(NFTA_RULE_CHAIN, rule.chain().name)
+                    .string(NFTA_RULE_TABLE, chain.table.name)
+                    .string(NFTA_RULE_CHAIN, chain.name)
                     .nested(NFTA_RULE_EXPRESSIONS, expr::encode(rule))
                     .bytes(NFTA_RULE_USERDATA, &udata_comment(rule_comment)),
             ));
@@ -218,24 +309,25 @@ impl NftSocket {
 
     /// Deletes the table with this handle (and so its chains and rules). The handle makes sure
     /// we delete the table we looked at, not one recreated under the same name since.
-    pub fn delete(&mut self, handle: u64) -> io::Result<()> {
+    pub fn delete(&mut self, table: TableId, handle: u64) -> io::Result<()> {
         self.commit(vec![(
             NFT_MSG_DELTABLE,
             0,
+            table.family.number(),
             Attrs::new()
-                .string(NFTA_TABLE_NAME, TABLE)
+                .string(NFTA_TABLE_NAME, table.name)
                 .be64(NFTA_TABLE_HANDLE, handle),
         )])
     }
 
     /// Sends messages as one nfnetlink batch (a single transaction) and waits for every ack.
-    fn commit(&mut self, messages: Vec<(u16, u16, Attrs)>) -> io::Result<()> {
+    fn commit(&mut self, messages: Vec<(u16, u16, u8, Attrs)>) -> io::Result<()> {
         let mut bytes = batch_marker(NFNL_MSG_BATCH_BEGIN, self.0.next_seq());
         let mut seqs = Vec::new();
-        for (kind, flags, attrs) in messages {
+        for (kind, flags, family, attrs) in messages {
             let seq = self.0.next_seq();
             seqs.push(seq);
-            bytes.extend(message(kind, flags | NLM_F_ACK, seq, attrs));
+            bytes.extend(message(kind, flags | NLM_F_ACK, seq, family, attrs));
         }
         bytes.extend(batch_marker(NFNL_MSG_BATCH_END, self.0.next_seq()));
         self.0.send(&bytes)?;
@@ -243,8 +335,9 @@ impl NftSocket {
     }
 }
 
-fn message(kind: u16, flags: u16, seq: u32, attrs: Attrs) -> Vec<u8> {
-    let mut payload = vec![NFPROTO_IPV4, 0, 0, 0];
+/// An nf_tables message: nfgenmsg (family, version 0, res_id 0), then the attributes.
+fn message(kind: u16, flags: u16, seq: u32, family: u8, attrs: Attrs) -> Vec<u8> {
+    let mut payload = vec![family, 0, 0, 0];
     payload.extend(attrs.into_bytes());
     frame(
         (NFNL_SUBSYS_NFTABLES << 8) | kind,
@@ -259,6 +352,11 @@ fn batch_marker(kind: u16, seq: u32) -> Vec<u8> {
     let mut payload = vec![0, 0];
     payload.extend(NFNL_SUBSYS_NFTABLES.to_be_bytes());
     frame(kind, NLM_F_REQUEST, seq, &payload)
+}
+
+/// The family in a message's nfgenmsg header.
+fn family_of(payload: &[u8]) -> Option<u8> {
+    payload.first().copied()
 }
 
 /// The attributes after the 4-byte nfgenmsg header.

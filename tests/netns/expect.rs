@@ -78,6 +78,7 @@ pub fn objects(pod: &Pod, instances: &[u32], owner: Option<u32>, group: Option<u
         .collect();
     subnets.extend(["192.168.98.0/24".to_string(), "192.168.96.0/24".to_string()]);
     assert_eq!(nat_rules(pod), subnets);
+    assert_eq!(guard_rules(pod), expected_guard_rules(instances));
     assert_eq!(pod.sysctl("net/ipv4/ip_forward"), "1");
     assert_eq!(pod.sysctl("net/ipv6/conf/all/forwarding"), "1");
 }
@@ -91,9 +92,9 @@ pub fn nat_rules(pod: &Pod) -> Vec<String> {
     let chains: Vec<(String, String, String, i64)> = items
         .iter()
         .filter_map(|i| i.get("chain"))
+        .filter(|c| c["table"] == "cuttlefish_nat")
         .map(|c| {
             assert_eq!(c["family"], "ip");
-            assert_eq!(c["table"], "cuttlefish_nat");
             let text = |k: &str| c[k].as_str().unwrap().to_string();
             (
                 text("name"),
@@ -117,7 +118,7 @@ pub fn nat_rules(pod: &Pod) -> Vec<String> {
         items
             .iter()
             .filter_map(|i| i.get("rule"))
-            .filter(|r| r["chain"] == name)
+            .filter(|r| r["table"] == "cuttlefish_nat" && r["chain"] == name)
             .cloned()
             .collect()
     };
@@ -138,6 +139,49 @@ pub fn nat_rules(pod: &Pod) -> Vec<String> {
             format!("{}/{}", prefix["addr"].as_str().unwrap(), prefix["len"])
         })
         .collect()
+}
+
+/// The rules of `inet cuttlefish_filter` as `nft` prints them, comments left out, asserting
+/// that its only chain is `forward` (filter, priority filter, policy accept).
+pub fn guard_rules(pod: &Pod) -> Vec<String> {
+    let listing = pod
+        .pod
+        .exec(&["nft", "list", "table", "inet", "cuttlefish_filter"]);
+    let lines: Vec<&str> = listing.lines().map(str::trim).collect();
+    let chains: Vec<&&str> = lines.iter().filter(|l| l.starts_with("chain ")).collect();
+    assert_eq!(chains, [&"chain forward {"], "{listing}");
+    assert!(
+        lines.contains(&"type filter hook forward priority filter; policy accept;"),
+        "{listing}"
+    );
+    lines
+        .iter()
+        .filter(|l| l.starts_with("iifname "))
+        .map(|l| l.split(" comment ").next().unwrap().to_string())
+        .collect()
+}
+
+/// What may leave the pod for `instances`: bridged traffic stays on its bridge; the guest of a
+/// /30 takes the host address + 1; the bridges' guests their /24; nothing else from `cvd-*`.
+pub fn expected_guard_rules(instances: &[u32]) -> Vec<String> {
+    let mut rules = vec![
+        r#"iifname "cvd-ebr" oifname "cvd-ebr" accept"#.to_string(),
+        r#"iifname "cvd-wbr" oifname "cvd-wbr" accept"#.to_string(),
+    ];
+    for &n in instances {
+        let (mtap, wifiap) = routed(n);
+        for (kind, host) in [("mtap", mtap), ("wifiap", wifiap)] {
+            let host: std::net::Ipv4Addr = host.split('/').next().unwrap().parse().unwrap();
+            let guest = std::net::Ipv4Addr::from(u32::from(host) + 1);
+            rules.push(format!(r#"iifname "cvd-{kind}-{n:02}" ip saddr {guest} accept"#));
+        }
+    }
+    rules.extend([
+        r#"iifname "cvd-ebr" ip saddr 192.168.98.0/24 accept"#.to_string(),
+        r#"iifname "cvd-wbr" ip saddr 192.168.96.0/24 accept"#.to_string(),
+        r#"iifname "cvd-*" drop"#.to_string(),
+    ]);
+    rules
 }
 
 /// The pod holds only what the primary plugin made: lo and eth0, no nft table.

@@ -1,20 +1,21 @@
 //! Rollback and crash safety, proven at every kernel change of an ADD through the test-only
-//! fault hook (`CUTTLEFISH_CNI_FAULT`, compiled only into test builds).
+//! fault hook (`CUTTLEFISH_CNI_FAULT`, compiled only into test builds), and at every kernel change
+//! of a DEL.
 
 use crate::support::{Pod, PLUGIN};
 use serde_json::json;
 
 const FAULT: &str = "CUTTLEFISH_CNI_FAULT";
-/// The kernel changes of an ADD of one instance: the nft batch, two sysctls, two bridges
+/// The kernel changes of an ADD of one instance: the nft batch (both tables), two sysctls, two bridges
 /// (create, configure), four TAPs (create, configure), four addresses.
-const CHANGES: usize = 1 + 2 + 2 * 2 + 4 * 2 + 4;
+const ADD_CHANGES: usize = 1 + 2 + 2 * 2 + 4 * 2 + 4;
 
 #[test]
 fn add_failing_at_any_change_leaves_the_pod_as_it_was() {
     let pod = Pod::new("1.0.0");
     let conf = pod.conf(json!({}));
     let before = pod.snapshot();
-    for n in 1..=CHANGES {
+    for n in 1..=ADD_CHANGES {
         let out = pod.exec(PLUGIN, "ADD", &conf, &[(FAULT, &format!("fail:{n}"))]);
         assert_eq!(out.error_code(), 101, "fault at change {n}: {out:?}");
         assert!(
@@ -27,9 +28,14 @@ fn add_failing_at_any_change_leaves_the_pod_as_it_was() {
             "ADD failing at change {n} left something behind"
         );
     }
-    // CHANGES is exactly the number of changes: a fault past the last one never fires.
-    pod.exec(PLUGIN, "ADD", &conf, &[(FAULT, &format!("fail:{}", CHANGES + 1))])
-        .assert_ok();
+    // ADD_CHANGES is exactly the number of changes: a fault past the last one never fires.
+    pod.exec(
+        PLUGIN,
+        "ADD",
+        &conf,
+        &[(FAULT, &format!("fail:{}", ADD_CHANGES + 1))],
+    )
+    .assert_ok();
     pod.plugin("DEL", &conf).assert_ok();
     assert_eq!(pod.snapshot(), before);
 }
@@ -39,10 +45,10 @@ fn add_killed_at_any_change_is_cleaned_up_by_del() {
     let pod = Pod::new("1.1.0");
     let conf = pod.conf(json!({}));
     let before = pod.snapshot();
-    for n in 1..=CHANGES {
+    for n in 1..=ADD_CHANGES {
         let out = pod.exec(PLUGIN, "ADD", &conf, &[(FAULT, &format!("kill:{n}"))]);
         assert!(
-            !out.success && out.stdout.is_empty(),
+            out.signal == Some(9) && out.stdout.is_empty(),
             "kill at change {n} did not kill: {out:?}"
         );
         pod.plugin("DEL", &conf).assert_ok();
@@ -63,13 +69,31 @@ fn a_new_add_after_a_kill_replaces_the_leftovers() {
     let conf = pod.conf(json!({}));
     // Killed right after the first TAP exists but before it carries our mark.
     let out = pod.exec(PLUGIN, "ADD", &conf, &[(FAULT, "kill:8")]);
-    assert!(!out.success);
+    assert_eq!(out.signal, Some(9), "{out:?}");
     pod.plugin("ADD", &conf).assert_ok();
     crate::expect::objects(&pod, &[1], None, None);
 }
 
-/// The kernel changes of a DEL of one instance: two sysctls, the table, the link group.
-const DEL_CHANGES: usize = 4;
+/// The nft tables a DEL deletes, one change each: `ip cuttlefish_nat`, `inet cuttlefish_filter`.
+const TABLES: usize = 2;
+
+/// The kernel changes of a DEL after an ADD killed right after change `add_kill` (None: after
+/// a complete ADD), from the order ADD makes its changes in (see `ADD_CHANGES`): DEL restores the
+/// sysctls ADD changed, deletes the tables, then deletes the links in one request by link group,
+/// or one by one while a TAP exists that is not in the group yet (created, not configured).
+fn del_changes(add_kill: Option<usize>) -> usize {
+    let k = add_kill.unwrap_or(ADD_CHANGES);
+    let sysctls = usize::from(k >= 2) + usize::from(k >= 3);
+    // Changes 4..=15 create and configure the two bridges, then the four TAPs, in pairs.
+    let links_created = if k >= 4 { ((k - 4) / 2 + 1).min(6) } else { 0 };
+    let unconfigured_tap = (8..=14).contains(&k) && k.is_multiple_of(2);
+    let link_changes = match links_created {
+        0 => 0,
+        n if unconfigured_tap => n,
+        _ => 1,
+    };
+    sysctls + TABLES + link_changes
+}
 
 #[test]
 fn del_killed_at_any_change_is_finished_by_the_next_del() {
@@ -77,22 +101,36 @@ fn del_killed_at_any_change_is_finished_by_the_next_del() {
     let conf = pod.conf(json!({}));
     let before = pod.snapshot();
     // After a complete ADD, and after an ADD killed at every change (marked and unmarked links).
-    for add_kill in (1..=CHANGES).map(Some).chain([None]) {
-        for del_kill in 1..=DEL_CHANGES {
-            let add_env: Vec<(&str, String)> = add_kill
-                .map(|n| (FAULT, format!("kill:{n}")))
-                .into_iter()
-                .collect();
-            let add_env: Vec<(&str, &str)> = add_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let _ = pod.exec(PLUGIN, "ADD", &conf, &add_env);
+    for add_kill in (1..=ADD_CHANGES).map(Some).chain([None]) {
+        let changes = del_changes(add_kill);
+        // One past the last change is the sentinel: that kill never fires, and the DEL finishes.
+        for del_kill in 1..=changes + 1 {
+            let context = format!("ADD killed at {add_kill:?}, DEL killed at change {del_kill} of {changes}");
+            match add_kill {
+                Some(n) => {
+                    let out = pod.exec(PLUGIN, "ADD", &conf, &[(FAULT, &format!("kill:{n}"))]);
+                    assert_eq!(
+                        out.signal,
+                        Some(9),
+                        "ADD kill at change {n} did not fire: {out:?}"
+                    );
+                }
+                None => {
+                    pod.plugin("ADD", &conf).assert_ok();
+                }
+            }
             let out = pod.exec(PLUGIN, "DEL", &conf, &[(FAULT, &format!("kill:{del_kill}"))]);
-            assert!(out.stdout.is_empty(), "{out:?}");
-            pod.plugin("DEL", &conf).assert_ok();
-            assert_eq!(
-                pod.snapshot(),
-                before,
-                "ADD killed at {add_kill:?}, DEL killed at change {del_kill}"
-            );
+            if del_kill <= changes {
+                assert!(
+                    out.signal == Some(9) && out.stdout.is_empty(),
+                    "{context}: the kill point was not reached: {out:?}"
+                );
+                pod.plugin("DEL", &conf).assert_ok();
+            } else {
+                out.assert_ok();
+                assert!(out.stdout.is_empty(), "{context}: {out:?}");
+            }
+            assert_eq!(pod.snapshot(), before, "{context}: the pod is not as before ADD");
         }
     }
 }

@@ -16,4 +16,6 @@ mod logging;
 mod ownership;
 mod selection;
 mod settings;
+mod spoof;
 mod support;
+mod tamper;

@@ -61,6 +61,36 @@ fn a_foreign_nat_table_is_left_alone() {
 }
 
 #[test]
+fn a_foreign_filter_table_is_left_alone() {
+    let pod = Pod::new("1.0.0");
+    pod.pod.exec(&[
+        "nft",
+        "add",
+        "table",
+        "inet",
+        "cuttlefish_filter",
+        "{ comment \"someone else's\" ; }",
+    ]);
+    let before = pod.snapshot();
+    let add = pod.plugin("ADD", &pod.conf(json!({})));
+    assert_eq!(add.error_code(), 100);
+    assert!(
+        add.json()["msg"]
+            .as_str()
+            .unwrap()
+            .contains("nftables table inet cuttlefish_filter"),
+        "{add:?}"
+    );
+    assert_eq!(pod.snapshot(), before);
+    pod.plugin("DEL", &pod.conf(json!({}))).assert_ok();
+    assert_eq!(
+        pod.snapshot(),
+        before,
+        "DEL must not delete a table that is not ours"
+    );
+}
+
+#[test]
 fn an_address_in_our_subnets_on_a_foreign_link_is_a_conflict() {
     let pod = Pod::new("1.0.0");
     pod.pod.exec(&["ip", "link", "add", "mine", "type", "bridge"]);

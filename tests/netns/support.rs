@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,6 +107,8 @@ impl Drop for Netns {
 #[derive(Debug)]
 pub struct Outcome {
     pub success: bool,
+    /// The signal that ended the process, if one did.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -288,6 +291,7 @@ impl Pod {
         let out = child.wait_with_output().unwrap();
         Outcome {
             success: out.status.success(),
+            signal: out.status.signal(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
@@ -451,6 +455,7 @@ impl Pod {
             .unwrap();
         Outcome {
             success: out.status.success(),
+            signal: out.status.signal(),
             stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }

@@ -6,6 +6,10 @@
 //!   cvd-test-guest udp TUN_DEV IFNAME GUEST_IP GATEWAY_IP PEER_IP PORT
 //!       attaches, resolves the gateway by ARP, sends one UDP datagram from GUEST_IP to PEER_IP
 //!       through the TAP, answers the host's ARP for GUEST_IP, prints the reply's payload.
+//!   cvd-test-guest send TUN_DEV IFNAME GUEST_IP GATEWAY_IP SRC DST PORT
+//!       attaches, resolves the gateway by ARP as GUEST_IP, then sends three UDP datagrams from
+//!       SRC to DST:PORT to the gateway's MAC, 50 ms apart, and prints "sent". SRC and DST are
+//!       both IPv4 or both IPv6: a guest that spoofs its source, or routes IPv6 through the pod.
 //!   cvd-test-guest reflect ADDR:PORT
 //!       UDP server for one datagram: answers with the source address it saw.
 //!   cvd-test-guest reflect-tcp ADDR:PORT
@@ -25,7 +29,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -54,6 +58,27 @@ fn main() -> ExitCode {
                 parse(peer)?,
                 port,
             )
+        })(),
+        ["send", dev, ifname, guest, gateway, src, dst, port] => (|| {
+            let parse = |s: &str| s.parse::<Ipv4Addr>().map_err(|e| format!("{s}: {e}"));
+            let ip = |s: &str| s.parse::<IpAddr>().map_err(|e| format!("{s}: {e}"));
+            let port = port.parse::<u16>().map_err(|e| e.to_string())?;
+            let mut tap = attach(dev, ifname)?;
+            let gateway_mac = resolve(&mut tap, parse(guest)?, parse(gateway)?)?;
+            let frame = match (ip(src)?, ip(dst)?) {
+                (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                    udp_frame(gateway_mac, src, dst, port, b"from the guest")
+                }
+                (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                    udp6_frame(gateway_mac, src, dst, port, b"from the guest")
+                }
+                _ => return Err("SRC and DST must be of one family".into()),
+            };
+            for _ in 0..3 {
+                send(&mut tap, &frame)?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok("sent".to_string())
         })(),
         ["reflect", addr] => reflect(addr),
         ["dhcp-flood", count] => count.parse().map_err(|e| format!("{e}")).and_then(dhcp_flood),
@@ -182,6 +207,41 @@ fn udp_roundtrip(
     ))
 }
 
+/// The gateway's MAC, asked by ARP as `guest`.
+fn resolve(tap: &mut File, guest: Ipv4Addr, gateway: Ipv4Addr) -> Result<[u8; 6], String> {
+    nix::fcntl::fcntl(
+        &*tap,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + TIMEOUT;
+    let mut last_arp = Instant::now() - Duration::from_secs(1);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        if last_arp.elapsed() >= Duration::from_millis(200) {
+            send(tap, &arp(1, GUEST_MAC, guest, [0; 6], gateway, [0xff; 6]))?;
+            last_arp = Instant::now();
+        }
+        let n = match tap.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(e) => return Err(format!("read: {e}")),
+        };
+        let frame = &buf[VNET_HDR_LEN.min(n)..n];
+        if frame.len() >= 42 && frame[12..14] == [0x08, 0x06] {
+            let op = u16::from_be_bytes([frame[20], frame[21]]);
+            let sender_ip = Ipv4Addr::new(frame[28], frame[29], frame[30], frame[31]);
+            if op == 2 && sender_ip == gateway {
+                return Ok(frame[6..12].try_into().unwrap());
+            }
+        }
+    }
+    Err(format!("no ARP reply from {gateway} within {TIMEOUT:?}"))
+}
+
 fn send(tap: &mut File, frame: &[u8]) -> Result<(), String> {
     let mut out = vec![0u8; VNET_HDR_LEN];
     out.extend_from_slice(frame);
@@ -233,6 +293,39 @@ fn udp_frame(dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, port: u16, payload:
     f.extend_from_slice(&(udp_len as u16).to_be_bytes());
     f.extend_from_slice(&[0, 0]); // no UDP checksum (allowed for IPv4)
     f.extend_from_slice(payload);
+    f
+}
+
+fn udp6_frame(dst_mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, port: u16, payload: &[u8]) -> Vec<u8> {
+    let udp_len = (8 + payload.len()) as u16;
+    let mut udp = Vec::with_capacity(usize::from(udp_len));
+    udp.extend_from_slice(&port.to_be_bytes());
+    udp.extend_from_slice(&port.to_be_bytes());
+    udp.extend_from_slice(&udp_len.to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    // The UDP checksum is mandatory over IPv6; it covers a pseudo-header.
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&u32::from(udp_len).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 17]);
+    pseudo.extend_from_slice(&udp);
+    let sum = match checksum(&pseudo) {
+        0 => 0xffff,
+        sum => sum,
+    };
+    udp[6..8].copy_from_slice(&sum.to_be_bytes());
+    let mut f = Vec::with_capacity(14 + 40 + udp.len());
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&GUEST_MAC);
+    f.extend_from_slice(&0x86ddu16.to_be_bytes());
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[17, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&udp);
     f
 }
 
