@@ -1,12 +1,15 @@
 //! The plugin's dealings with the DHCP node agent for a pod whose conflist entry sets
-//! `dhcp: true`: ADD registers the pod's bridges, DEL and GC unregister, CHECK asks.
+//! `dhcp: true`: ADD registers the pod's bridges, passing the pod netns it has open and
+//! checked, DEL and GC unregister, CHECK asks.
 
 use crate::agent::client;
 use crate::agent::protocol::{AttachmentRef, BridgeSpec, Registration, Request};
 use crate::cni::Attachment;
 use crate::config::{DhcpConfig, NetConf};
 use crate::error::{Error, Result};
+use crate::netns::Netns;
 use crate::plan::Plan;
+use std::os::fd::AsFd;
 
 /// ADD: asks the agent to serve the pod's bridges. An unreachable agent is code 11: the node
 /// agent may be starting, and the runtime will try again.
@@ -14,14 +17,14 @@ pub fn register(
     conf: &NetConf,
     dhcp: &DhcpConfig,
     attachment: &Attachment,
-    netns: &str,
+    netns: &Netns,
     plan: &Plan,
 ) -> Result<()> {
     let registration = Registration {
         network: conf.name.clone(),
         container_id: attachment.container_id.clone(),
         ifname: attachment.ifname.clone(),
-        netns: netns.to_string(),
+        netns: netns.path().to_string(),
         bridges: plan
             .bridges
             .iter()
@@ -32,8 +35,12 @@ pub fn register(
             .collect(),
         dns: dhcp.dns.clone(),
     };
-    let response =
-        client::call(&dhcp.agent_socket, &Request::Register(registration)).map_err(Error::TryAgainLater)?;
+    let response = client::call(
+        &dhcp.agent_socket,
+        &Request::Register(registration),
+        Some(netns.as_fd()),
+    )
+    .map_err(Error::TryAgainLater)?;
     match response.ok {
         true => Ok(()),
         false => Err(Error::Io(format!(
@@ -51,7 +58,7 @@ pub fn unregister(conf: &NetConf, dhcp: &DhcpConfig, attachment: &Attachment) {
         network: conf.name.clone(),
         attachment: reference(attachment),
     };
-    if let Err(e) = client::call(&dhcp.agent_socket, &request) {
+    if let Err(e) = client::call(&dhcp.agent_socket, &request, None) {
         log::warn!("DEL could not tell the DHCP agent: {e}");
     }
 }
@@ -62,14 +69,14 @@ pub fn collect(conf: &NetConf, dhcp: &DhcpConfig, valid: &[Attachment]) {
         network: conf.name.clone(),
         valid: valid.iter().map(reference).collect(),
     };
-    if let Err(e) = client::call(&dhcp.agent_socket, &request) {
+    if let Err(e) = client::call(&dhcp.agent_socket, &request, None) {
         log::warn!("GC could not tell the DHCP agent: {e}");
     }
 }
 
 /// CHECK: the difference, if the agent does not serve this attachment.
 pub fn check(conf: &NetConf, dhcp: &DhcpConfig, attachment: &Attachment) -> Option<String> {
-    let status = match client::call(&dhcp.agent_socket, &Request::Status) {
+    let status = match client::call(&dhcp.agent_socket, &Request::Status, None) {
         Ok(response) => response.status.unwrap_or_default(),
         Err(e) => return Some(e),
     };

@@ -1,16 +1,20 @@
-//! Network namespaces: validate a path, then run work inside it on a dedicated thread.
+//! Network namespaces: validate a path or a received descriptor, then run work inside it on a
+//! dedicated thread.
 //!
 //! `setns(CLONE_NEWNET)` changes only the calling thread, and every socket, `/dev/net/tun` open
 //! and `/proc/sys/net` file opened afterwards is bound to that namespace. So all kernel work for
-//! a pod runs on a fresh thread that enters the pod netns once and then ends; the main thread
-//! never leaves the runtime's namespace, and no thread goes back to it.
+//! a pod runs on a thread that enters the pod netns once and never goes back; the main thread
+//! never leaves the namespace it started in.
 
 use crate::error::Error;
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::fstat;
 use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
+use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::thread::JoinHandle;
 
 /// `NS_GET_NSTYPE` from `linux/nsfs.h`: `_IO(0xb7, 0x3)`.
 const NS_GET_NSTYPE: nix::libc::c_ulong = 0xb703;
@@ -19,6 +23,26 @@ const NS_GET_NSTYPE: nix::libc::c_ulong = 0xb703;
 pub struct Netns {
     file: File,
     path: String,
+}
+
+/// Which namespace a handle or a path is: its nsfs device and inode, as `stat` shows them.
+/// Two handles with the same identity are the same namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetnsId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl NetnsId {
+    /// What `path` names now (through bind mounts and `/proc/*/ns/net` links), without opening
+    /// it.
+    pub fn of_path(path: &str) -> std::io::Result<NetnsId> {
+        let meta = std::fs::metadata(path)?;
+        Ok(NetnsId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
 }
 
 /// Why a netns path could not be used.
@@ -41,17 +65,24 @@ impl OpenError {
 
 impl Netns {
     pub fn open(path: &str) -> Result<Netns, OpenError> {
-        let invalid = |reason: String| Error::InvalidNetns {
-            path: path.to_string(),
-            reason,
-        };
         let file = File::open(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => OpenError::Gone(invalid("does not exist".into())),
-            _ => OpenError::Invalid(invalid(format!("cannot be opened: {e}"))),
+            std::io::ErrorKind::NotFound => OpenError::Gone(invalid(path, "does not exist".into())),
+            _ => OpenError::Invalid(invalid(path, format!("cannot be opened: {e}"))),
         })?;
-        let fs = fstatfs(&file).map_err(|e| OpenError::Invalid(invalid(format!("statfs: {e}"))))?;
+        Netns::checked(file, path)
+    }
+
+    /// A descriptor that came from another process (the plugin's register request), checked as
+    /// `open` checks a path; `label` names it in errors.
+    pub fn from_fd(fd: OwnedFd, label: &str) -> Result<Netns, Error> {
+        Netns::checked(File::from(fd), label).map_err(OpenError::into_error)
+    }
+
+    fn checked(file: File, path: &str) -> Result<Netns, OpenError> {
+        let fs = fstatfs(&file).map_err(|e| OpenError::Invalid(invalid(path, format!("statfs: {e}"))))?;
         if fs.filesystem_type() != NSFS_MAGIC {
             return Err(OpenError::Gone(invalid(
+                path,
                 "is not a namespace (not on nsfs)".into(),
             )));
         }
@@ -60,6 +91,7 @@ impl Netns {
         let ns_type = unsafe { nix::libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
         if ns_type != CloneFlags::CLONE_NEWNET.bits() {
             return Err(OpenError::Invalid(invalid(
+                path,
                 "is a namespace, but not a network namespace".into(),
             )));
         }
@@ -69,31 +101,80 @@ impl Netns {
         })
     }
 
-    /// True when this is the namespace the plugin itself runs in, i.e. the node's: a chained
-    /// plugin must never build anything there.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn id(&self) -> Result<NetnsId, Error> {
+        let stat =
+            fstat(&self.file).map_err(|e| Error::Io(format!("fstat on the netns {}: {e}", self.path)))?;
+        Ok(NetnsId {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        })
+    }
+
+    /// True when this is the namespace the process runs in (its main thread's), i.e. for the
+    /// plugin the node's: a chained plugin must never build anything there.
     pub fn is_own(&self) -> Result<bool, Error> {
-        let own =
-            File::open("/proc/self/ns/net").map_err(|e| Error::Io(format!("/proc/self/ns/net: {e}")))?;
-        let (a, b) = (fstat(&self.file), fstat(&own));
-        match (a, b) {
-            (Ok(a), Ok(b)) => Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino),
-            (Err(e), _) | (_, Err(e)) => Err(Error::Io(format!("fstat on a netns: {e}"))),
-        }
+        let own = NetnsId::of_path("/proc/self/ns/net")
+            .map_err(|e| Error::Io(format!("/proc/self/ns/net: {e}")))?;
+        Ok(self.id()? == own)
+    }
+
+    /// Moves the calling thread into this namespace, for good.
+    fn enter(&self) -> Result<(), Error> {
+        setns(&self.file, CloneFlags::CLONE_NEWNET).map_err(|e| Error::InvalidNetns {
+            path: self.path.clone(),
+            reason: format!("setns: {e}"),
+        })
     }
 
     /// Runs `work` on a new thread that has entered this namespace, and returns its result.
     pub fn run<T: Send>(&self, work: impl FnOnce() -> Result<T, Error> + Send) -> Result<T, Error> {
         std::thread::scope(|scope| {
             let handle = scope.spawn(|| {
-                setns(&self.file, CloneFlags::CLONE_NEWNET).map_err(|e| Error::InvalidNetns {
-                    path: self.path.clone(),
-                    reason: format!("setns: {e}"),
-                })?;
+                self.enter()?;
                 work()
             });
             handle
                 .join()
                 .unwrap_or_else(|_| Err(Error::Internal("the netns worker thread panicked".into())))
         })
+    }
+
+    /// Starts a long-lived thread (a server) that enters this namespace, closes its handle on
+    /// it, and runs `work`. The thread alone then holds the namespace, until it ends.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<JoinHandle<Result<T, Error>>, Error> {
+        let netns = Netns {
+            file: self
+                .file
+                .try_clone()
+                .map_err(|e| Error::Io(format!("duplicating the netns {}: {e}", self.path)))?,
+            path: self.path.clone(),
+        };
+        std::thread::Builder::new()
+            .spawn(move || {
+                netns.enter()?;
+                drop(netns);
+                Ok(work())
+            })
+            .map_err(|e| Error::Io(format!("starting a thread for the netns {}: {e}", self.path)))
+    }
+}
+
+impl AsFd for Netns {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+fn invalid(path: &str, reason: String) -> Error {
+    Error::InvalidNetns {
+        path: path.to_string(),
+        reason,
     }
 }

@@ -100,24 +100,29 @@ pub struct Plan {
     pub nft_rules: Vec<Rule>,
 }
 
+/// The two bridges every pod gets, whatever its instances: the only ones the DHCP agent serves.
+pub fn bridges() -> Vec<BridgePlan> {
+    vec![
+        BridgePlan {
+            name: ETHERNET_BRIDGE,
+            address: HostAddress {
+                address: Ipv4Addr::new(192, 168, 98, 1),
+                prefix: 24,
+            },
+        },
+        BridgePlan {
+            name: WIFI_BRIDGE,
+            address: HostAddress {
+                address: Ipv4Addr::new(192, 168, 96, 1),
+                prefix: 24,
+            },
+        },
+    ]
+}
+
 impl Plan {
     pub fn new(settings: &Settings) -> Plan {
-        let bridges = vec![
-            BridgePlan {
-                name: ETHERNET_BRIDGE,
-                address: HostAddress {
-                    address: Ipv4Addr::new(192, 168, 98, 1),
-                    prefix: 24,
-                },
-            },
-            BridgePlan {
-                name: WIFI_BRIDGE,
-                address: HostAddress {
-                    address: Ipv4Addr::new(192, 168, 96, 1),
-                    prefix: 24,
-                },
-            },
-        ];
+        let bridges = bridges();
         let first = settings.base_instance;
         let last = first + settings.instances - 1;
         let taps: Vec<TapPlan> = (first..=last)

@@ -76,7 +76,7 @@ fn add(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<Valu
         let mut kernel = open_kernel(netns_path)?;
         let links = setup::build(&mut kernel, &plan, &owner, &settings)?;
         if let Some(dhcp) = &conf.dhcp {
-            if let Err(e) = dhcp::register(conf, dhcp, attachment, netns_path, &plan) {
+            if let Err(e) = dhcp::register(conf, dhcp, attachment, &netns, &plan) {
                 if let Err(cleanup) = teardown::remove(&mut kernel, &owner) {
                     log::error!("rolling back the ADD the DHCP agent did not take: {cleanup}");
                 }

@@ -1,35 +1,53 @@
-//! The agent: registrations in, DHCP servers out. Every registration is kept as a file in the
-//! state directory, so a restarted agent serves every live pod again; a pod whose netns has
+//! The agent: registrations in, DHCP servers out. Only allowed uids may talk to it. A
+//! registration names the pod's netns by an open descriptor, which must be a pod's: not the
+//! agent's own namespace, not the node's. Every registration is kept as a file in the state
+//! directory, so a restarted agent serves every live pod again; a pod whose netns has
 //! disappeared is dropped by a periodic sweep.
 
 use super::protocol::{AttachmentRef, PodStatus, Registration, Request, Response, Status};
 use super::server::{self, Counters, Running};
+use super::socket;
+use super::state::{Record, StateDir};
+use super::validate;
 use crate::cni::Attachment;
 use crate::mark::Owner;
-use crate::netns::{Netns, OpenError};
+use crate::netns::{Netns, NetnsId, OpenError};
+use nix::sys::stat::{umask, Mode};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
-/// A request larger than this is refused: registrations are a few hundred bytes.
-const MAX_REQUEST: u64 = 64 * 1024;
 
 struct Pod {
     registration: Registration,
+    netns_id: NetnsId,
     servers: Vec<Running>,
 }
 
-pub struct Agent {
-    state_dir: PathBuf,
-    pods: Mutex<HashMap<String, Pod>>,
-    counters: Arc<Counters>,
+/// A namespace no registration may name, and what it is.
+struct Forbidden {
+    id: NetnsId,
+    what: &'static str,
 }
 
+pub struct Agent {
+    state: StateDir,
+    /// Held for the whole of every change (start servers, write the record, replace the pod),
+    /// so that two registrations of one attachment never both run their servers.
+    pods: Mutex<HashMap<String, Pod>>,
+    counters: Arc<Counters>,
+    peers_refused: AtomicU64,
+    allowed_uids: Vec<u32>,
+    forbidden: Vec<Forbidden>,
+}
+
+/// The state file name of an attachment, from validated names only.
 fn key(network: &str, container_id: &str, ifname: &str) -> String {
     let owner = Owner::of(&Attachment {
         container_id: container_id.into(),
@@ -38,31 +56,49 @@ fn key(network: &str, container_id: &str, ifname: &str) -> String {
     format!("{network}-{}", owner.tag())
 }
 
+/// The namespaces the agent never serves: its own, and PID 1's (the node's root namespace on a
+/// plain host). In the DaemonSet (hostNetwork) the agent's own namespace is the node's, and
+/// PID 1 of its container is the agent itself.
+fn forbidden_namespaces() -> std::io::Result<Vec<Forbidden>> {
+    let mut forbidden = vec![Forbidden {
+        id: NetnsId::of_path("/proc/self/ns/net")?,
+        what: "the agent's own network namespace",
+    }];
+    match NetnsId::of_path("/proc/1/ns/net") {
+        Ok(id) => forbidden.push(Forbidden {
+            id,
+            what: "the node's root network namespace (PID 1's)",
+        }),
+        Err(e) => log::warn!(
+            "cannot tell PID 1's network namespace (/proc/1/ns/net: {e}); refusing the agent's own only"
+        ),
+    }
+    Ok(forbidden)
+}
+
 impl Agent {
     /// Loads the registrations kept in `state_dir` and serves the pods that are still alive.
-    pub fn start(state_dir: &Path) -> std::io::Result<Arc<Agent>> {
-        std::fs::create_dir_all(state_dir)?;
+    /// Requests are taken from uid 0 and `allowed_uids`.
+    pub fn start(state_dir: &Path, allowed_uids: &[u32]) -> std::io::Result<Arc<Agent>> {
+        // Everything the agent creates (its socket, state directory and records) is its own:
+        // no window between creating a file and restricting it.
+        umask(Mode::from_bits_truncate(0o077));
         let agent = Arc::new(Agent {
-            state_dir: state_dir.to_path_buf(),
+            state: StateDir::open(state_dir)?,
             pods: Mutex::new(HashMap::new()),
             counters: Arc::new(Counters::default()),
+            peers_refused: AtomicU64::new(0),
+            allowed_uids: std::iter::once(0).chain(allowed_uids.iter().copied()).collect(),
+            forbidden: forbidden_namespaces()?,
         });
-        for entry in std::fs::read_dir(state_dir)? {
-            let path = entry?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
-            let parsed = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|text| serde_json::from_str::<Registration>(&text).ok());
-            match parsed {
-                Some(registration) => {
-                    if let Err(e) = agent.register(registration) {
-                        log::warn!("dropping the registration in {}: {e}", path.display());
-                        let _ = std::fs::remove_file(&path);
-                    }
-                }
-                None => log::warn!("ignoring unreadable registration {}", path.display()),
+        for (name, record) in agent.state.load()? {
+            let restored = match record {
+                Some(record) => agent.restore(&name, record),
+                None => Err("it cannot be read".into()),
+            };
+            if let Err(e) = restored {
+                log::warn!("dropping the registration {name:?}: {e:?}");
+                agent.state.remove(&name);
             }
         }
         let sweeper = Arc::downgrade(&agent);
@@ -77,51 +113,25 @@ impl Agent {
     }
 
     /// Serves `socket` until the process ends, one thread per connection.
-    pub fn listen(self: &Arc<Agent>, socket: &Path) -> std::io::Result<()> {
-        if let Some(dir) = socket.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        // A socket file left by a previous agent is stale; anything else is not ours.
-        match std::fs::symlink_metadata(socket) {
-            Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
-                std::fs::remove_file(socket)?
-            }
-            Ok(_) => {
-                return Err(std::io::Error::other(format!(
-                    "{} exists and is not a socket",
-                    socket.display()
-                )))
-            }
-            Err(_) => {}
-        }
-        let listener = UnixListener::bind(socket)?;
-        // Only root (the runtime and its plugins) may talk to the agent.
-        std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        log::info!("listening on {}", socket.display());
+    pub fn listen(self: &Arc<Agent>, path: &Path) -> std::io::Result<()> {
+        let listener = socket::bind(path)?;
+        log::info!("listening on {}", path.display());
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
             let agent = self.clone();
-            std::thread::spawn(move || agent.converse(stream));
+            if let Err(e) = std::thread::Builder::new().spawn(move || agent.converse(stream)) {
+                log::warn!("no thread for a connection: {e}");
+            }
         }
         Ok(())
     }
 
-    fn converse(&self, stream: UnixStream) {
+    fn converse(&self, mut stream: UnixStream) {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut line = String::new();
-        let read = BufReader::new(std::io::Read::take(&stream, MAX_REQUEST)).read_line(&mut line);
-        let response = match read
-            .map_err(|e| e.to_string())
-            .and_then(|_| serde_json::from_str::<Request>(&line).map_err(|e| format!("bad request: {e}")))
-        {
-            Ok(request) => self.handle(request),
-            Err(e) => Response {
-                ok: false,
-                error: Some(e),
-                status: None,
-            },
+        let response = match self.read_request(&stream) {
+            Ok((request, netns)) => self.handle(request, netns),
+            Err(e) => failure(e),
         };
-        let mut stream = stream;
         let _ = writeln!(
             stream,
             "{}",
@@ -129,17 +139,45 @@ impl Agent {
         );
     }
 
-    pub fn handle(&self, request: Request) -> Response {
+    /// The request of an allowed caller, and the descriptor that came with it.
+    fn read_request(&self, stream: &UnixStream) -> Result<(Request, Option<OwnedFd>), String> {
+        self.admit(stream)?;
+        let (line, netns) = socket::receive(stream)?;
+        let request = serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))?;
+        Ok((request, netns))
+    }
+
+    /// SO_PEERCRED: the uid the caller connected with must be allowed.
+    fn admit(&self, stream: &UnixStream) -> Result<(), String> {
+        let (uid, pid) = socket::peer(stream)?;
+        if self.allowed_uids.contains(&uid) {
+            return Ok(());
+        }
+        self.peers_refused.fetch_add(1, Ordering::Relaxed);
+        log::warn!(
+            "refused a connection from uid {uid} (pid {pid}): allowed are uids {:?}",
+            self.allowed_uids
+        );
+        Err(format!(
+            "the agent takes requests from uids {:?} only, and this caller is uid {uid} (pid {pid}); see --allow-uid",
+            self.allowed_uids
+        ))
+    }
+
+    /// `netns` is the descriptor that came with the request, if any.
+    pub fn handle(&self, request: Request, netns: Option<OwnedFd>) -> Response {
         let result = match request {
-            Request::Register(registration) => self.register(registration).map(|()| None),
-            Request::Unregister { network, attachment } => {
-                self.unregister(&key(&network, &attachment.container_id, &attachment.ifname));
-                Ok(None)
-            }
-            Request::Gc { network, valid } => {
+            Request::Register(registration) => self.register(registration, netns).map(|()| None),
+            Request::Unregister { network, attachment } => validate::network(&network)
+                .and_then(|()| validate::attachment(&attachment.container_id, &attachment.ifname))
+                .map(|()| {
+                    self.unregister(&key(&network, &attachment.container_id, &attachment.ifname));
+                    None
+                }),
+            Request::Gc { network, valid } => validate::network(&network).map(|()| {
                 self.collect(&network, &valid);
-                Ok(None)
-            }
+                None
+            }),
             Request::Status => Ok(Some(self.status())),
         };
         match result {
@@ -149,60 +187,112 @@ impl Agent {
                 status,
             },
             Err(e) => {
+                log::warn!("refused a request: {e:?}");
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                Response {
-                    ok: false,
-                    error: Some(e),
-                    status: None,
-                }
+                failure(e)
             }
         }
     }
 
-    fn register(&self, registration: Registration) -> Result<(), String> {
-        let netns = Netns::open(&registration.netns).map_err(|e| OpenError::into_error(e).to_string())?;
-        if netns.is_own().map_err(|e| e.to_string())? {
+    fn register(&self, registration: Registration, netns: Option<OwnedFd>) -> Result<(), String> {
+        validate::registration(&registration)?;
+        let path = &registration.netns;
+        let Some(fd) = netns else {
             return Err(format!(
-                "{} is the agent's own network namespace",
-                registration.netns
+                "the registration of {path:?} came without the netns descriptor (SCM_RIGHTS); plugin and agent must be the same version"
             ));
+        };
+        let netns = Netns::from_fd(fd, path).map_err(|e| e.to_string())?;
+        let id = self.pod_netns_id(&netns)?;
+        // The path is what the sweep watches and a restart reopens: it must name the same netns.
+        match NetnsId::of_path(path) {
+            Ok(named) if named == id => {}
+            Ok(_) => {
+                return Err(format!(
+                    "netns {path:?} is not the network namespace whose descriptor came with the registration"
+                ))
+            }
+            Err(e) => return Err(format!("netns {path:?}: {e}")),
         }
+        self.serve(registration, id, &netns, true)
+    }
+
+    /// A registration kept by an earlier agent: served when its path is still the same netns.
+    fn restore(&self, name: &str, record: Record) -> Result<(), String> {
+        let registration = record.registration;
+        validate::registration(&registration)?;
         let id = key(
             &registration.network,
             &registration.container_id,
             &registration.ifname,
         );
-        // A re-registration (an ADD retried) replaces the old servers.
-        self.unregister_quietly(&id);
-        let mut servers = Vec::new();
-        for bridge in &registration.bridges {
-            match server::start(
-                &registration.netns,
-                bridge,
-                &registration.dns,
-                self.counters.clone(),
-            ) {
-                Ok(running) => servers.push(running),
-                Err(e) => {
-                    servers.into_iter().for_each(Running::stop);
-                    return Err(format!(
-                        "serving DHCP on {} in {}: {e}",
-                        bridge.name, registration.netns
-                    ));
-                }
-            }
+        if id != name {
+            return Err(format!("it belongs in {id}.json"));
         }
-        self.persist(&id, &registration)
-            .map_err(|e| format!("recording the registration: {e}"))?;
+        let netns = Netns::open(&registration.netns).map_err(|e| OpenError::into_error(e).to_string())?;
+        let netns_id = self.pod_netns_id(&netns)?;
+        match record.netns_id {
+            Some(recorded) if recorded != netns_id => Err(format!(
+                "netns {:?} is no longer the network namespace that was registered",
+                registration.netns
+            )),
+            // A record without the id (an agent before descriptors were passed) is adopted as
+            // the path is now, and written again with it.
+            recorded => self.serve(registration, netns_id, &netns, recorded.is_none()),
+        }
+    }
+
+    /// The identity of a netns that may be served; refuses the agent's own and the node's.
+    fn pod_netns_id(&self, netns: &Netns) -> Result<NetnsId, String> {
+        let id = netns.id().map_err(|e| e.to_string())?;
+        match self.forbidden.iter().find(|f| f.id == id) {
+            Some(forbidden) => Err(format!("netns {:?} is {}", netns.path(), forbidden.what)),
+            None => Ok(id),
+        }
+    }
+
+    fn serve(
+        &self,
+        registration: Registration,
+        netns_id: NetnsId,
+        netns: &Netns,
+        write: bool,
+    ) -> Result<(), String> {
+        let id = key(
+            &registration.network,
+            &registration.container_id,
+            &registration.ifname,
+        );
+        let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        // A re-registration (an ADD retried) replaces the old servers: dropped, so stopped.
+        pods.remove(&id);
+        let servers = registration
+            .bridges
+            .iter()
+            .map(|bridge| {
+                server::start(netns, bridge, &registration.dns, self.counters.clone())
+                    .map_err(|e| format!("serving DHCP on {} in {:?}: {e}", bridge.name, registration.netns))
+            })
+            .collect::<Result<Vec<Running>, String>>()?;
+        if write {
+            let record = Record {
+                registration: registration.clone(),
+                netns_id: Some(netns_id),
+            };
+            self.state
+                .write(&id, &record)
+                .map_err(|e| format!("recording the registration: {e}"))?;
+        }
         log::info!(
-            "serving {} on {:?}",
+            "serving {:?} on {:?}",
             registration.netns,
             registration.bridges.iter().map(|b| &b.name).collect::<Vec<_>>()
         );
-        self.pods.lock().unwrap().insert(
+        pods.insert(
             id,
             Pod {
                 registration,
+                netns_id,
                 servers,
             },
         );
@@ -210,26 +300,19 @@ impl Agent {
     }
 
     fn unregister(&self, id: &str) {
-        if self.unregister_quietly(id) {
+        let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        // Dropped, so stopped, before any other change.
+        if pods.remove(id).is_some() {
             log::info!("no longer serving {id}");
         }
-        let _ = std::fs::remove_file(self.state_dir.join(format!("{id}.json")));
-    }
-
-    fn unregister_quietly(&self, id: &str) -> bool {
-        let pod = self.pods.lock().unwrap().remove(id);
-        let found = pod.is_some();
-        if let Some(pod) = pod {
-            pod.servers.into_iter().for_each(Running::stop);
-        }
-        found
+        self.state.remove(id);
     }
 
     fn collect(&self, network: &str, valid: &[AttachmentRef]) {
         let stale: Vec<String> = self
             .pods
             .lock()
-            .unwrap()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|(_, p)| {
                 let r = &p.registration;
@@ -243,14 +326,17 @@ impl Agent {
         stale.iter().for_each(|id| self.unregister(id));
     }
 
-    /// Drops the pods whose network namespace is gone.
+    /// Drops the pods whose netns path is gone or names another namespace now.
     fn sweep(&self) {
         let gone: Vec<String> = self
             .pods
             .lock()
-            .unwrap()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(_, p)| matches!(Netns::open(&p.registration.netns), Err(OpenError::Gone(_))))
+            .filter(|(_, p)| match NetnsId::of_path(&p.registration.netns) {
+                Ok(id) => id != p.netns_id,
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
@@ -260,7 +346,7 @@ impl Agent {
     }
 
     fn status(&self) -> Status {
-        let pods = self.pods.lock().unwrap();
+        let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         let pods: Vec<PodStatus> = pods
             .values()
             .map(|p| PodStatus {
@@ -280,20 +366,16 @@ impl Agent {
             leases_active: pods.iter().map(|p| p.leases_active).sum(),
             leases_given: self.counters.leases_given.load(Ordering::Relaxed),
             errors: self.counters.errors.load(Ordering::Relaxed),
+            peers_refused: self.peers_refused.load(Ordering::Relaxed),
             pods,
         }
     }
+}
 
-    /// Temporary file, fsync, rename: a crash leaves the old registration or the new one.
-    fn persist(&self, id: &str, registration: &Registration) -> std::io::Result<()> {
-        let tmp = self.state_dir.join(format!(".{id}.tmp"));
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(
-            serde_json::to_string(registration)
-                .expect("serialisable")
-                .as_bytes(),
-        )?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, self.state_dir.join(format!("{id}.json")))
+fn failure(error: String) -> Response {
+    Response {
+        ok: false,
+        error: Some(error),
+        status: None,
     }
 }

@@ -8,3 +8,6 @@ pub mod daemon;
 pub mod pool;
 pub mod protocol;
 pub mod server;
+pub mod socket;
+pub mod state;
+pub mod validate;

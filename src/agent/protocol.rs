@@ -1,10 +1,13 @@
 //! What the plugin and the agent say to each other over the agent's Unix socket: one JSON
-//! request per connection, one JSON response, each on one line.
+//! request per connection, one JSON response, each on one line. A register request carries the
+//! pod's netns as an open descriptor (SCM_RIGHTS) with its line; `netns` is only its path.
 
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
-/// A pod whose bridges need DHCP.
+/// A pod whose bridges need DHCP. The agent serves the netns whose descriptor comes with the
+/// request, and `netns` must name that same namespace: the agent watches the path to notice
+/// the pod is gone, and reopens it after a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     pub network: String,
@@ -60,6 +63,9 @@ pub struct Status {
     pub leases_active: usize,
     pub leases_given: u64,
     pub errors: u64,
+    /// Connections refused because the peer's uid is not allowed (SO_PEERCRED).
+    #[serde(default)]
+    pub peers_refused: u64,
     pub pods: Vec<PodStatus>,
 }
 

@@ -1,12 +1,13 @@
 //! The DHCP server of one pod bridge. It runs on its own thread, which enters the pod netns
 //! once: its socket is then bound to that namespace and, with SO_BINDTODEVICE, to that bridge,
-//! so it never hears or answers anything outside the pod's bridge.
+//! so it never hears or answers anything outside the pod's bridge. The thread holds the pod
+//! netns while it runs, so it runs exactly as long as its `Running` handle lives.
 
 use super::pool::{Mac, Pool, LEASE_TIME};
 use super::protocol::BridgeSpec;
+use crate::netns::Netns;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
-use nix::sched::{setns, CloneFlags};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -25,17 +26,18 @@ pub struct Counters {
     pub errors: AtomicU64,
 }
 
-/// A running server; dropping the stop flag's last holder does not stop it, `stop` does.
+/// A running server. Dropping it stops the server and waits for its thread to end, so no
+/// server can outlive the registration that holds it.
 pub struct Running {
     stop: Arc<AtomicBool>,
     /// The server's socket, to wake its blocked receive on stop.
     socket: UdpSocket,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), crate::error::Error>>>,
     pub leases_active: Arc<AtomicUsize>,
 }
 
-impl Running {
-    pub fn stop(mut self) {
+impl Drop for Running {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // shutdown() on a UDP socket, even an unconnected one (ENOTCONN is returned, and
         // ignored), marks it shut for reading and wakes the thread blocked in recv at once:
@@ -50,14 +52,14 @@ impl Running {
     }
 }
 
-/// Starts serving `bridge` in the netns at `netns`. Fails if the socket cannot be set up.
+/// Starts serving `bridge` in `netns`. Fails if the thread cannot enter the netns or the socket
+/// cannot be set up.
 pub fn start(
-    netns: &str,
+    netns: &Netns,
     bridge: &BridgeSpec,
     dns: &[Ipv4Addr],
     counters: Arc<Counters>,
-) -> std::io::Result<Running> {
-    let netns_file = std::fs::File::open(netns)?;
+) -> Result<Running, String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let leases_active = Arc::new(AtomicUsize::new(0));
@@ -69,11 +71,8 @@ pub fn start(
         leases_active: leases_active.clone(),
     };
     let thread_stop = stop.clone();
-    let thread = std::thread::spawn(move || {
-        let socket = setns(&netns_file, CloneFlags::CLONE_NEWNET)
-            .map_err(std::io::Error::from)
-            .and_then(|()| bind(&server.bridge.name));
-        match socket {
+    let thread = netns
+        .spawn(move || match bind(&server.bridge.name) {
             Ok(socket) => {
                 let _ = ready_tx.send(socket.try_clone());
                 server.serve(&socket, &thread_stop);
@@ -81,17 +80,25 @@ pub fn start(
             Err(e) => {
                 let _ = ready_tx.send(Err(e));
             }
+        })
+        .map_err(|e| e.to_string())?;
+    match ready_rx.recv() {
+        Ok(Ok(socket)) => Ok(Running {
+            stop,
+            socket,
+            thread: Some(thread),
+            leases_active,
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e.to_string())
         }
-    });
-    let socket = ready_rx
-        .recv()
-        .unwrap_or_else(|_| Err(std::io::Error::other("DHCP server thread died")))?;
-    Ok(Running {
-        stop,
-        socket,
-        thread: Some(thread),
-        leases_active,
-    })
+        // The thread ended before it got to bind: it could not enter the netns.
+        Err(_) => Err(match thread.join() {
+            Ok(Err(e)) => e.to_string(),
+            _ => "the DHCP server thread died".into(),
+        }),
+    }
 }
 
 /// UDP port 67 on one device: SO_BINDTODEVICE so that each bridge has its own socket and

@@ -1,8 +1,10 @@
 //! `cuttlefish-cni-agent`: the node daemon that serves DHCP on the bridges of the pods whose
 //! conflist entry sets `"dhcp": true`. See README.md, "DHCP on the bridges: the node agent".
 //!
-//!   cuttlefish-cni-agent [--socket PATH] [--state-dir DIR] [--log-level LEVEL]
+//!   cuttlefish-cni-agent [--socket PATH] [--state-dir DIR] [--log-level LEVEL] [--allow-uid UID]...
 //!   cuttlefish-cni-agent status [--socket PATH]     prints the counters as JSON
+//!
+//! Requests are taken from uid 0 only, and from each uid given with --allow-uid.
 
 use cuttlefish_cni::agent::client;
 use cuttlefish_cni::agent::daemon::Agent;
@@ -19,6 +21,7 @@ struct Args {
     socket: PathBuf,
     state_dir: PathBuf,
     level: log::LevelFilter,
+    allowed_uids: Vec<u32>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -27,6 +30,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         socket: PathBuf::from(DEFAULT_AGENT_SOCKET),
         state_dir: PathBuf::from(DEFAULT_STATE_DIR),
         level: log::LevelFilter::Info,
+        allowed_uids: Vec::new(),
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -34,6 +38,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--socket" => parsed.socket = value()?.into(),
             "--state-dir" => parsed.state_dir = value()?.into(),
             "--log-level" => parsed.level = value()?.parse().map_err(|e| format!("--log-level: {e}"))?,
+            "--allow-uid" => {
+                let uid = value()?;
+                parsed
+                    .allowed_uids
+                    .push(uid.parse().map_err(|e| format!("--allow-uid {uid:?}: {e}"))?)
+            }
             "status" => parsed.status = true,
             other => {
                 return Err(format!(
@@ -56,14 +66,18 @@ fn main() -> ExitCode {
     };
     logger::set_level(args.level);
     let outcome = if args.status {
-        client::call(&args.socket, &Request::Status).map(|response| {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&response.status).expect("serialisable")
-            )
+        client::call(&args.socket, &Request::Status, None).and_then(|response| match response.status {
+            Some(status) if response.ok => {
+                println!("{}", serde_json::to_string_pretty(&status).expect("serialisable"));
+                Ok(())
+            }
+            _ => Err(format!(
+                "the agent refused: {}",
+                response.error.unwrap_or_default()
+            )),
         })
     } else {
-        Agent::start(&args.state_dir)
+        Agent::start(&args.state_dir, &args.allowed_uids)
             .and_then(|agent| agent.listen(&args.socket))
             .map_err(|e| e.to_string())
     };

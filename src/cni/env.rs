@@ -142,31 +142,43 @@ pub fn parse_cni_args(raw: &str) -> Result<Vec<(String, String)>, Error> {
         .collect()
 }
 
-/// The spec's container id rule: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`.
-fn validate_container_id(id: &str) -> Result<(), Error> {
-    let mut chars = id.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-        return Ok(());
-    }
-    Err(Error::BadEnvironment {
-        var: "CNI_CONTAINERID",
-        reason: format!("{id:?} does not match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"),
-    })
+/// The spec's rule for container ids and network names. The plugin and the agent both check
+/// with it; the agent also names its state files after these values.
+pub const NAME_PATTERN: &str = "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$";
+
+/// True when `name` matches [`NAME_PATTERN`].
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// The kernel's interface name rule (IFNAMSIZ 16 with the NUL), as libcni checks it.
-fn validate_ifname(name: &str) -> Result<(), Error> {
-    let reason = if name.len() > 15 {
+/// Why `name` is not an interface name by the kernel's rule (IFNAMSIZ 16 with the NUL), as
+/// libcni checks it; None when it is one.
+pub fn ifname_problem(name: &str) -> Option<&'static str> {
+    if name.len() > 15 {
         Some("is longer than 15 bytes")
-    } else if name == "." || name == ".." {
+    } else if name.is_empty() || name == "." || name == ".." {
         Some("is not a valid interface name")
     } else if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
         Some("contains '/', ':' or whitespace")
     } else {
         None
-    };
-    match reason {
+    }
+}
+
+fn validate_container_id(id: &str) -> Result<(), Error> {
+    if is_valid_name(id) {
+        return Ok(());
+    }
+    Err(Error::BadEnvironment {
+        var: "CNI_CONTAINERID",
+        reason: format!("{id:?} does not match {NAME_PATTERN}"),
+    })
+}
+
+fn validate_ifname(name: &str) -> Result<(), Error> {
+    match ifname_problem(name) {
         None => Ok(()),
         Some(reason) => Err(Error::BadEnvironment {
             var: "CNI_IFNAME",

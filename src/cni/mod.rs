@@ -4,7 +4,7 @@
 mod env;
 mod version;
 
-pub use env::{parse_cni_args, Attachment, Command, Invocation};
+pub use env::{ifname_problem, is_valid_name, parse_cni_args, Attachment, Command, Invocation, NAME_PATTERN};
 pub use version::{Version, SUPPORTED_VERSIONS};
 
 use crate::error::Error;

@@ -289,18 +289,15 @@ fn optional_object<'a>(
     }
 }
 
-/// The spec's network name rule, the same character set as container ids.
+/// The spec's network name rule, the same as for container ids.
 fn validate_network_name(name: &str) -> Result<(), Error> {
-    let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
+    if crate::cni::is_valid_name(name) {
         Ok(())
     } else {
         Err(Error::invalid(
             "name",
             format!("{name:?}"),
-            "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
+            format!("must match {}", crate::cni::NAME_PATTERN),
         ))
     }
 }

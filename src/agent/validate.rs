@@ -1,0 +1,132 @@
+//! Requests are checked with the plugin's own rules before the agent acts on them: the agent
+//! names its state files after the network and the attachment, and serves what a registration
+//! says, so a value the plugin would never send is refused. Errors name the field and the value
+//! (escaped: they are logged).
+
+use super::protocol::{BridgeSpec, Registration};
+use crate::cni::{ifname_problem, is_valid_name, NAME_PATTERN};
+use crate::plan;
+
+/// Longest netns path accepted (PATH_MAX less the NUL).
+const MAX_PATH: usize = 4095;
+
+pub fn registration(registration: &Registration) -> Result<(), String> {
+    network(&registration.network)?;
+    attachment(&registration.container_id, &registration.ifname)?;
+    netns_path(&registration.netns)?;
+    bridges(&registration.bridges)
+}
+
+/// The conflist's `name`.
+pub fn network(network: &str) -> Result<(), String> {
+    match is_valid_name(network) {
+        true => Ok(()),
+        false => Err(format!("network {network:?} does not match {NAME_PATTERN}")),
+    }
+}
+
+/// `CNI_CONTAINERID` and `CNI_IFNAME`.
+pub fn attachment(container_id: &str, ifname: &str) -> Result<(), String> {
+    if !is_valid_name(container_id) {
+        return Err(format!(
+            "container_id {container_id:?} does not match {NAME_PATTERN}"
+        ));
+    }
+    match ifname_problem(ifname) {
+        None => Ok(()),
+        Some(problem) => Err(format!("ifname {ifname:?} {problem}")),
+    }
+}
+
+fn netns_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') && path.len() <= MAX_PATH && !path.contains('\0') {
+        Ok(())
+    } else {
+        Err(format!(
+            "netns {path:?} must be an absolute path of at most {MAX_PATH} bytes"
+        ))
+    }
+}
+
+/// Only the bridges the plugin builds, each with the gateway the plugin gives it, each once.
+fn bridges(bridges: &[BridgeSpec]) -> Result<(), String> {
+    let known = plan::bridges();
+    if bridges.is_empty() {
+        return Err("bridges is empty".into());
+    }
+    for (i, bridge) in bridges.iter().enumerate() {
+        let Some(planned) = known.iter().find(|b| b.name == bridge.name) else {
+            let names: Vec<&str> = known.iter().map(|b| b.name).collect();
+            return Err(format!(
+                "bridges[{i}].name {:?} is not one of the plugin's bridges {names:?}",
+                bridge.name
+            ));
+        };
+        if bridge.gateway != planned.address.address {
+            return Err(format!(
+                "bridges[{i}].gateway {} is not {}'s gateway {}",
+                bridge.gateway, planned.name, planned.address.address
+            ));
+        }
+        if bridges[..i].iter().any(|b| b.name == bridge.name) {
+            return Err(format!("bridges[{i}]: {} is listed twice", bridge.name));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn valid() -> Registration {
+        Registration {
+            network: "cfnet".into(),
+            container_id: "abc-1".into(),
+            ifname: "eth0".into(),
+            netns: "/run/netns/x".into(),
+            bridges: plan::bridges()
+                .iter()
+                .map(|b| BridgeSpec {
+                    name: b.name.into(),
+                    gateway: b.address.address,
+                })
+                .collect(),
+            dns: vec![Ipv4Addr::new(8, 8, 8, 8)],
+        }
+    }
+
+    #[test]
+    fn what_the_plugin_sends_is_accepted() {
+        assert_eq!(registration(&valid()), Ok(()));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        type Spoil = fn(&mut Registration);
+        let cases: [(Spoil, &str); 9] = [
+            (|r| r.network = "../x".into(), "network \"../x\""),
+            (|r| r.network = "/x".into(), "network \"/x\""),
+            (|r| r.container_id = "a/b".into(), "container_id \"a/b\""),
+            (|r| r.ifname = String::new(), "ifname \"\""),
+            (|r| r.ifname = "..".into(), "ifname \"..\""),
+            (|r| r.netns = "x\n".into(), "netns \"x\\n\""),
+            (|r| r.bridges[0].name = "eth0".into(), "bridges[0].name \"eth0\""),
+            (
+                |r| r.bridges[1].gateway = Ipv4Addr::new(192, 168, 98, 1),
+                "bridges[1].gateway 192.168.98.1",
+            ),
+            (
+                |r| r.bridges[1] = r.bridges[0].clone(),
+                "bridges[1]: cvd-ebr is listed twice",
+            ),
+        ];
+        for (spoil, naming) in cases {
+            let mut bad = valid();
+            spoil(&mut bad);
+            let error = registration(&bad).unwrap_err();
+            assert!(error.starts_with(naming), "{error}");
+        }
+    }
+}
