@@ -5,8 +5,10 @@
 mod atomic;
 pub mod binary;
 pub mod chain;
+mod conf_dir;
 pub mod conflist;
 mod error;
+mod guarded_edit;
 mod json_span;
 pub mod options;
 mod plugin_versions;

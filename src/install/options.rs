@@ -18,8 +18,9 @@ Flags (environment variable in brackets):
   --host-conf-dir DIR   host CNI conf dir, as mounted [CUTTLEFISH_CNI_HOST_CONF_DIR] (/etc/cni/net.d)
   --mode chain|manual   chain: edit the primary conflist; manual: touch no conflist
                         [CUTTLEFISH_CNI_MODE] (chain)
-  --conflist NAME       the conflist to edit [CUTTLEFISH_CNI_CONFLIST]
-                        (the first *.conflist in the conf dir, in lexical order)
+  --conflist NAME       the conflist to edit [CUTTLEFISH_CNI_CONFLIST] (the one the runtime
+                        uses: of *.conf, *.conflist, *.json in lexical order, the first that
+                        loads; refused when that is a single-plugin .conf or .json)
   --plugin-binary PATH  the binary to install [CUTTLEFISH_CNI_PLUGIN_BINARY] (/cuttlefish-cni)
   --plugin-keys JSON    extra keys of our conflist entry, e.g. '{\"logFile\": \"/var/log/cf.log\"}'
                         [CUTTLEFISH_CNI_PLUGIN_KEYS] ({})

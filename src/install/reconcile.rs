@@ -111,8 +111,11 @@ fn chain(options: &Options) -> Result<(), InstallError> {
 }
 
 fn unchain(options: &Options) -> Result<(), InstallError> {
+    // The installer adds its entry to no file it refuses, and a missing conflist holds none.
+    // A file that does not load may hold one, though: that is an error.
     let conflist = match chain::primary_conflist(&options.host_conf_dir, options.conflist.as_deref()) {
-        Err(InstallError::NoPrimaryConflist { .. }) => return Ok(()),
+        Err(InstallError::NotChainable { .. }) => return Ok(()),
+        Err(InstallError::NoNetworkConfig { skipped, .. }) if skipped.is_empty() => return Ok(()),
         found => found?,
     };
     if !conflist.exists() {
