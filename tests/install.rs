@@ -104,6 +104,7 @@ impl HostRoot {
         fs::create_dir_all(host.bin_dir()).unwrap();
         fs::create_dir_all(host.conf_dir()).unwrap();
         fs::create_dir_all(host.image_dir()).unwrap();
+        fs::create_dir_all(host.seccomp_root()).unwrap();
         fs::write(host.plugin_binary(), PLUGIN_BINARY).unwrap();
         for (name, text) in conflists {
             fs::write(host.conf_dir().join(name), text).unwrap();
@@ -121,6 +122,15 @@ impl HostRoot {
 
     fn image_dir(&self) -> PathBuf {
         self.root.join("image")
+    }
+
+    /// The kubelet's seccomp dir.
+    fn seccomp_root(&self) -> PathBuf {
+        self.root.join("var/lib/kubelet/seccomp")
+    }
+
+    fn seccomp_profile(&self) -> PathBuf {
+        self.seccomp_root().join("cuttlefish/cvd.json")
     }
 
     fn plugin_binary(&self) -> PathBuf {
@@ -172,6 +182,7 @@ impl HostRoot {
             format!("--host-bin-dir={}", self.bin_dir().display()),
             format!("--host-conf-dir={}", self.conf_dir().display()),
             format!("--plugin-binary={}", self.plugin_binary().display()),
+            format!("--host-seccomp-profile={}", self.seccomp_profile().display()),
         ];
         args.extend(extra_args.iter().map(|a| a.to_string()));
         match install::parse(args, |_| None).unwrap() {
@@ -599,6 +610,7 @@ fn the_executable_installs_and_uninstalls_from_environment_variables() {
             .env("CUTTLEFISH_CNI_HOST_BIN_DIR", host.bin_dir())
             .env("CUTTLEFISH_CNI_HOST_CONF_DIR", host.conf_dir())
             .env("CUTTLEFISH_CNI_PLUGIN_BINARY", host.plugin_binary())
+            .env("CUTTLEFISH_CNI_HOST_SECCOMP_PROFILE", host.seccomp_profile())
             .env("CUTTLEFISH_CNI_UNINSTALL", uninstall)
             .output()
             .unwrap()
@@ -609,12 +621,154 @@ fn the_executable_installs_and_uninstalls_from_environment_variables() {
     let log = String::from_utf8_lossy(&installed.stderr);
     assert!(log.contains("appended the cuttlefish-cni entry"), "{log}");
     assert!(log.contains("from 0.3.1 to 1.1.0"), "{log}");
+    assert_eq!(fs::read(host.seccomp_profile()).unwrap(), repository_profile());
     let removed = run("true");
     assert!(removed.status.success());
     assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+    assert!(!host.seccomp_profile().exists());
 
     fs::write(host.conf_dir().join("05-cilium.conflist"), MALFORMED).unwrap();
     let failed = run("false");
     assert_eq!(failed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("05-cilium.conflist"));
+}
+
+/// The profile as the repository holds it: what the installer must put on the node.
+fn repository_profile() -> Vec<u8> {
+    fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("install/seccomp/cuttlefish-cvd.json")).unwrap()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap())
+}
+
+#[test]
+fn the_seccomp_profile_is_installed_kept_current_and_removed() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let profile = host.seccomp_profile();
+    let dir = profile.parent().unwrap().to_path_buf();
+    host.install();
+    assert_eq!(fs::read(&profile).unwrap(), repository_profile());
+    serde_json::from_slice::<serde_json::Value>(&fs::read(&profile).unwrap()).unwrap();
+    assert_eq!(
+        fs::metadata(&profile).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let first = inode(&profile);
+
+    host.install();
+    assert_eq!(inode(&profile), first, "a current profile is not rewritten");
+
+    fs::write(&profile, br#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+    host.install();
+    assert_eq!(
+        fs::read(&profile).unwrap(),
+        repository_profile(),
+        "an edit on the node is undone"
+    );
+    assert_ne!(inode(&profile), first, "the refresh arrives by rename");
+    let mut in_dir = listing(&dir);
+    in_dir.retain(|name| !name.starts_with(".created-by-"));
+    assert_eq!(in_dir, ["cvd.json"], "no temporary file is left");
+
+    host.uninstall();
+    assert!(!profile.exists());
+    assert!(!dir.exists(), "the directory the installer created goes too");
+    assert!(host.seccomp_root().exists(), "the kubelet's own directory stays");
+}
+
+#[test]
+fn a_profile_rewrite_is_never_seen_half_written() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let profile = host.seccomp_profile();
+    host.install();
+    let stale = b"{\"defaultAction\": \"SCMP_ACT_LOG\"}".to_vec();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while !done.load(Ordering::SeqCst) {
+                match fs::read(&profile) {
+                    Ok(seen) => assert!(seen == stale || seen == repository_profile(), "{seen:?}"),
+                    Err(e) => panic!("the profile was missing for a moment: {e}"),
+                }
+                reads += 1;
+            }
+            reads
+        });
+        for _ in 0..50 {
+            let staged = profile.with_file_name("staged");
+            fs::write(&staged, &stale).unwrap();
+            fs::rename(&staged, &profile).unwrap();
+            host.install();
+        }
+        done.store(true, Ordering::SeqCst);
+        assert!(reader.join().unwrap() > 0);
+    });
+}
+
+#[test]
+fn a_seccomp_directory_the_installer_did_not_create_stays() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let dir = host.seccomp_profile().parent().unwrap().to_path_buf();
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("other.json"), "{}").unwrap();
+    host.install();
+    assert_eq!(listing(&dir), ["cvd.json", "other.json"]);
+    host.uninstall();
+    assert_eq!(listing(&dir), ["other.json"]);
+
+    fs::remove_file(dir.join("other.json")).unwrap();
+    host.install();
+    host.uninstall();
+    assert!(dir.exists(), "empty, but not the installer's");
+}
+
+#[test]
+fn a_created_seccomp_directory_goes_only_once_it_holds_nothing_else() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let dir = host.seccomp_profile().parent().unwrap().to_path_buf();
+    host.install();
+    fs::write(dir.join("other.json"), "{}").unwrap();
+    host.uninstall();
+    assert!(!host.seccomp_profile().exists());
+    assert!(dir.join("other.json").exists());
+    fs::remove_file(dir.join("other.json")).unwrap();
+    host.uninstall();
+    assert!(!dir.exists(), "the marker outlived the other file");
+}
+
+#[test]
+fn a_missing_kubelet_seccomp_directory_is_an_error_naming_it() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    fs::remove_dir(host.seccomp_root()).unwrap();
+    let error = install::run_once(&host.options(&["--mode=manual"]))
+        .unwrap_err()
+        .to_string();
+    let dir = host.seccomp_profile().parent().unwrap().to_path_buf();
+    assert!(error.contains(&dir.display().to_string()), "{error}");
+    assert!(
+        !host.seccomp_root().exists(),
+        "nothing is created above the profile's directory"
+    );
+    host.uninstall();
+}
+
+#[test]
+fn manual_mode_installs_and_removes_the_seccomp_profile_too() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    install::run_once(&host.options(&["--mode=manual"])).unwrap();
+    assert_eq!(fs::read(host.seccomp_profile()).unwrap(), repository_profile());
+    install::run_once(&host.options(&["--mode=manual", "--uninstall"])).unwrap();
+    assert!(!host.seccomp_profile().exists());
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
 }

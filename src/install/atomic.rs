@@ -100,7 +100,8 @@ fn write_synced(path: &Path, contents: &[u8], mode: u32) -> Result<(), InstallEr
         .map_err(step)
 }
 
-fn sync_directory(path: &Path) -> Result<(), InstallError> {
+/// Makes a change of `path`'s directory entry durable.
+pub fn sync_directory(path: &Path) -> Result<(), InstallError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     File::open(dir)
         .and_then(|d| d.sync_all())

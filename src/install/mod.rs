@@ -1,6 +1,7 @@
 //! Node installation (`cuttlefish-cni-install`): copies the plugin binary into the host's CNI bin
-//! dir and, in chain mode, appends the plugin to the node's primary conflist; uninstall undoes
-//! both, leaving the conflist byte-identical to what it was before.
+//! dir and the CVD pods' seccomp profile into the kubelet's seccomp dir and, in chain mode,
+//! appends the plugin to the node's primary conflist; uninstall undoes all three, leaving the
+//! conflist byte-identical to what it was before.
 
 mod atomic;
 pub mod binary;
@@ -13,6 +14,7 @@ mod json_span;
 pub mod options;
 mod plugin_versions;
 mod reconcile;
+pub mod seccomp;
 
 pub use error::InstallError;
 pub use options::{parse, Command, Mode, Options, USAGE};

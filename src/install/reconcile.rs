@@ -7,19 +7,23 @@ use super::chain::{self, Chained, Unchained, VersionChange};
 use super::conflist::UPGRADED_VERSION;
 use super::error::InstallError;
 use super::options::{Mode, Options};
+use super::seccomp::{self, Written};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Installing copies the binary before adding the entry, and uninstalling removes the entry
 /// before the binary: a conflist never names a missing plugin, which would fail every pod ADD.
+/// The seccomp profile does not depend on either.
 pub fn run_once(options: &Options) -> Result<(), InstallError> {
     if options.uninstall {
         if options.mode == Mode::Chain {
             unchain(options)?;
         }
-        remove_binary(options)
+        remove_binary(options)?;
+        remove_seccomp_profile(options)
     } else {
         install_binary(options)?;
+        install_seccomp_profile(options)?;
         if options.mode == Mode::Chain {
             chain(options)?;
         }
@@ -84,6 +88,22 @@ fn remove_binary(options: &Options) -> Result<(), InstallError> {
     let target = binary::installed_path(&options.host_bin_dir);
     if binary::remove(&options.host_bin_dir)? {
         log::info!("removed {}", target.display());
+    }
+    Ok(())
+}
+
+fn install_seccomp_profile(options: &Options) -> Result<(), InstallError> {
+    let target = &options.host_seccomp_profile;
+    match seccomp::install(target)? {
+        Written::Yes => log::info!("wrote the CVD seccomp profile {}", target.display()),
+        Written::AlreadyCurrent => log::debug!("{} is up to date", target.display()),
+    }
+    Ok(())
+}
+
+fn remove_seccomp_profile(options: &Options) -> Result<(), InstallError> {
+    if seccomp::remove(&options.host_seccomp_profile)? {
+        log::info!("removed {}", options.host_seccomp_profile.display());
     }
     Ok(())
 }
