@@ -748,19 +748,25 @@ fn a_created_seccomp_directory_goes_only_once_it_holds_nothing_else() {
 }
 
 #[test]
-fn a_missing_kubelet_seccomp_directory_is_an_error_naming_it() {
+fn a_missing_kubelet_seccomp_directory_is_an_error_naming_it_and_stops_nothing_else() {
     let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
     fs::remove_dir(host.seccomp_root()).unwrap();
-    let error = install::run_once(&host.options(&["--mode=manual"]))
-        .unwrap_err()
-        .to_string();
+    let error = install::run_once(&host.options(&[])).unwrap_err().to_string();
     let dir = host.seccomp_profile().parent().unwrap().to_path_buf();
     assert!(error.contains(&dir.display().to_string()), "{error}");
     assert!(
         !host.seccomp_root().exists(),
         "nothing is created above the profile's directory"
     );
+    assert_eq!(fs::read(host.installed_binary()).unwrap(), PLUGIN_BINARY);
+    assert_eq!(
+        plugins(&host.conflist("05-cilium.conflist")).len(),
+        2,
+        "a manifest without the seccomp mount still gets the plugin chained"
+    );
     host.uninstall();
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+    assert!(!host.installed_binary().exists());
 }
 
 #[test]

@@ -13,22 +13,30 @@ use std::time::{Duration, Instant};
 
 /// Installing copies the binary before adding the entry, and uninstalling removes the entry
 /// before the binary: a conflist never names a missing plugin, which would fail every pod ADD.
-/// The seccomp profile does not depend on either.
+/// The seccomp profile is a step of its own, taken whatever becomes of the other two (a
+/// DaemonSet from before the profile has no seccomp mount); the first error is returned.
 pub fn run_once(options: &Options) -> Result<(), InstallError> {
-    if options.uninstall {
-        if options.mode == Mode::Chain {
-            unchain(options)?;
-        }
-        remove_binary(options)?;
-        remove_seccomp_profile(options)
+    let (plugin, profile) = if options.uninstall {
+        (uninstall_plugin(options), remove_seccomp_profile(options))
     } else {
-        install_binary(options)?;
-        install_seccomp_profile(options)?;
-        if options.mode == Mode::Chain {
-            chain(options)?;
-        }
-        Ok(())
+        (install_plugin(options), install_seccomp_profile(options))
+    };
+    plugin.and(profile)
+}
+
+fn install_plugin(options: &Options) -> Result<(), InstallError> {
+    install_binary(options)?;
+    if options.mode == Mode::Chain {
+        chain(options)?;
     }
+    Ok(())
+}
+
+fn uninstall_plugin(options: &Options) -> Result<(), InstallError> {
+    if options.mode == Mode::Chain {
+        unchain(options)?;
+    }
+    remove_binary(options)
 }
 
 /// Passes until `stop` is set. A failed pass is logged when its error differs from the last
