@@ -104,6 +104,7 @@ impl HostRoot {
         fs::create_dir_all(host.bin_dir()).unwrap();
         fs::create_dir_all(host.conf_dir()).unwrap();
         fs::create_dir_all(host.image_dir()).unwrap();
+        fs::create_dir_all(host.seccomp_root()).unwrap();
         fs::write(host.plugin_binary(), PLUGIN_BINARY).unwrap();
         for (name, text) in conflists {
             fs::write(host.conf_dir().join(name), text).unwrap();
@@ -123,6 +124,15 @@ impl HostRoot {
         self.root.join("image")
     }
 
+    /// The kubelet's seccomp dir.
+    fn seccomp_root(&self) -> PathBuf {
+        self.root.join("var/lib/kubelet/seccomp")
+    }
+
+    fn seccomp_profile(&self) -> PathBuf {
+        self.seccomp_root().join("cuttlefish/cvd.json")
+    }
+
     fn plugin_binary(&self) -> PathBuf {
         self.image_dir().join("cuttlefish-cni")
     }
@@ -133,6 +143,13 @@ impl HostRoot {
 
     /// A stand-in for a primary CNI plugin in the host bin dir, answering VERSION only.
     fn fake_plugin(&self, plugin_type: &str, supported: &[&str]) {
+        self.fake_plugin_doing(plugin_type, supported, "");
+    }
+
+    /// [`Self::fake_plugin`] that also runs the shell command `action` on every VERSION call.
+    /// The installer asks for VERSION between reading the conflist and writing it back, so an
+    /// action writing the conflist is a concurrent writer at the worst moment, every time.
+    fn fake_plugin_doing(&self, plugin_type: &str, supported: &[&str], action: &str) {
         let path = self.bin_dir().join(plugin_type);
         let list = supported
             .iter()
@@ -140,7 +157,7 @@ impl HostRoot {
             .collect::<Vec<_>>()
             .join(",");
         let script = format!(
-            "#!/bin/sh\n[ \"$CNI_COMMAND\" = VERSION ] || exit 1\nprintf '%s' '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[{list}]}}'\n"
+            "#!/bin/sh\n[ \"$CNI_COMMAND\" = VERSION ] || exit 1\n{action}\nprintf '%s' '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[{list}]}}'\n"
         );
         fs::write(&path, script).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
@@ -165,6 +182,7 @@ impl HostRoot {
             format!("--host-bin-dir={}", self.bin_dir().display()),
             format!("--host-conf-dir={}", self.conf_dir().display()),
             format!("--plugin-binary={}", self.plugin_binary().display()),
+            format!("--host-seccomp-profile={}", self.seccomp_profile().display()),
         ];
         args.extend(extra_args.iter().map(|a| a.to_string()));
         match install::parse(args, |_| None).unwrap() {
@@ -294,6 +312,165 @@ fn the_first_conflist_in_lexical_order_is_the_primary() {
     let named = host.options(&["--conflist=10-calico.conflist"]);
     install::run_once(&named).unwrap();
     assert_eq!(plugins(&host.conflist("10-calico.conflist")).len(), 4);
+}
+
+/// A single-plugin network config, the older format runtimes still load (and upconvert).
+const BRIDGE_CONF: &str = r#"{
+  "cniVersion": "0.4.0",
+  "name": "bridge",
+  "type": "bridge",
+  "bridge": "cni0",
+  "ipam": {"type": "host-local", "subnet": "10.22.0.0/16"}
+}
+"#;
+
+#[test]
+fn a_conf_or_json_the_runtime_loads_first_is_refused_and_no_other_file_is_edited() {
+    for name in ["01-bridge.conf", "01-bridge.json"] {
+        let host = HostRoot::new(&[("05-cilium.conflist", CILIUM), (name, BRIDGE_CONF)]);
+        let error = install::run_once(&host.options(&[])).unwrap_err().to_string();
+        let path = host.conf_dir().join(name);
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("single-plugin"), "{error}");
+        assert_eq!(
+            host.conflist("05-cilium.conflist"),
+            CILIUM,
+            "the runtime does not use 05-cilium.conflist while {name} sorts first"
+        );
+        assert_eq!(host.conflist(name), BRIDGE_CONF);
+        host.uninstall();
+        assert_eq!(host.conf_dir_listing(), [name, "05-cilium.conflist"]);
+    }
+}
+
+#[test]
+fn a_conflist_with_a_plugin_directory_is_refused() {
+    // libcni 1.3 appends the plugins in <conf dir>/<network name>/*.conf to the list's own.
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM), ("10-calico.conflist", CALICO)]);
+    fs::create_dir(host.conf_dir().join("cilium")).unwrap();
+    fs::write(host.conf_dir().join("cilium/10-extra.conf"), r#"{"type": "ptp"}"#).unwrap();
+    let error = install::run_once(&host.options(&[])).unwrap_err().to_string();
+    assert!(error.contains("05-cilium.conflist"), "{error}");
+    assert!(error.contains("plugin directory"), "{error}");
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+    assert_eq!(host.conflist("10-calico.conflist"), CALICO);
+}
+
+#[test]
+fn files_the_runtime_cannot_load_are_skipped_as_the_runtime_skips_them() {
+    let conflist_in_a_json = CILIUM.replace("cilium", "other");
+    let host = HostRoot::new(&[
+        ("01-broken.conflist", MALFORMED),
+        (
+            "02-nameless.conflist",
+            r#"{"cniVersion": "1.0.0", "plugins": [{"type": "ptp"}]}"#,
+        ),
+        ("03-empty.conflist", r#"{"name": "empty", "plugins": []}"#),
+        (
+            "04-typeless.conflist",
+            r#"{"name": "t", "plugins": [{"name": "x"}]}"#,
+        ),
+        // A .json file is read as a single-plugin config: a conflist in it has no "type".
+        ("04-list.json", &conflist_in_a_json),
+        ("05-cilium.conflist", CILIUM),
+        ("10-calico.conflist", CALICO),
+    ]);
+    fs::create_dir(host.conf_dir().join("00-directory.conflist")).unwrap();
+    host.install();
+    assert_eq!(plugins(&host.conflist("05-cilium.conflist")).len(), 2);
+    assert_eq!(host.conflist("01-broken.conflist"), MALFORMED);
+    assert_eq!(host.conflist("04-list.json"), conflist_in_a_json);
+    assert_eq!(host.conflist("10-calico.conflist"), CALICO);
+    host.uninstall();
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+}
+
+#[test]
+fn names_are_matched_and_sorted_as_libcni_does() {
+    // libcni has no rule for hidden files, and compares names byte by byte: "." sorts before
+    // digits, "1" before "5" whatever follows, upper case before lower case.
+    let host = HostRoot::new(&[
+        ("05-cilium.conflist", CILIUM),
+        ("10-calico.conflist", CALICO),
+        (".04-hidden.conflist", CALICO),
+        ("03-saved.conflist.cilium_bak", CALICO),
+        ("02-noextension", CALICO),
+    ]);
+    host.install();
+    assert_eq!(plugins(&host.conflist(".04-hidden.conflist")).len(), 4);
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+    assert_eq!(host.conflist("03-saved.conflist.cilium_bak"), CALICO);
+    host.uninstall();
+
+    let host = HostRoot::new(&[("5-cilium.conflist", CILIUM), ("10-calico.conflist", CALICO)]);
+    host.install();
+    assert_eq!(plugins(&host.conflist("10-calico.conflist")).len(), 4);
+    assert_eq!(host.conflist("5-cilium.conflist"), CILIUM);
+}
+
+/// CILIUM as Cilium rewrites it with debugging turned on.
+fn cilium_debug() -> String {
+    CILIUM.replace("\"enable-debug\": false", "\"enable-debug\": true")
+}
+
+#[test]
+fn a_rewrite_by_the_primary_during_the_edit_is_kept() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let conflist = host.conf_dir().join("05-cilium.conflist");
+    let staged = host.image_dir().join("cilium-rewrite");
+    // Cilium replaces its conflist by rename; this one does it once, in the installer's window.
+    let action = format!(
+        "[ -e '{staged}' ] && mv -f '{staged}' '{conflist}'",
+        staged = staged.display(),
+        conflist = conflist.display()
+    );
+    host.fake_plugin_doing("cilium-cni", &["1.0.0", "1.1.0"], &action);
+    fs::write(&staged, cilium_debug()).unwrap();
+    host.install();
+    assert!(!staged.exists(), "the rewrite happened during the install");
+    let installed = host.conflist("05-cilium.conflist");
+    let plugins = plugins(&installed);
+    assert_eq!(
+        plugins[0]["enable-debug"], true,
+        "Cilium's change is kept: {installed}"
+    );
+    assert_eq!(plugins.len(), 2, "and the entry added to it: {installed}");
+    assert_eq!(version(&installed), "1.1.0");
+    host.uninstall();
+    assert_eq!(host.conflist("05-cilium.conflist"), cilium_debug());
+    assert_eq!(host.conf_dir_listing(), ["05-cilium.conflist"]);
+}
+
+#[test]
+fn a_writer_that_never_stops_makes_the_edit_give_up_leaving_its_content() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let conflist = host.conf_dir().join("05-cilium.conflist");
+    let counter = host.image_dir().join("revision");
+    let template = host.image_dir().join("template");
+    fs::write(
+        &template,
+        CILIUM.replace("cilium-cni.log", "cilium-cni.REVISION.log"),
+    )
+    .unwrap();
+    // A new revision, by rename, on every VERSION call.
+    let action = format!(
+        "n=$(($(cat '{counter}' 2>/dev/null || echo 0) + 1)); echo $n >'{counter}'; \
+         sed \"s/REVISION/$n/\" '{template}' >'{conflist}.next' && mv -f '{conflist}.next' '{conflist}'",
+        counter = counter.display(),
+        template = template.display(),
+        conflist = conflist.display()
+    );
+    host.fake_plugin_doing("cilium-cni", &["1.0.0", "1.1.0"], &action);
+    let error = install::run_once(&host.options(&[])).unwrap_err().to_string();
+    assert!(error.contains(&conflist.display().to_string()), "{error}");
+    assert!(error.contains("kept changing"), "{error}");
+    let last = fs::read_to_string(&counter).unwrap();
+    assert_eq!(
+        host.conflist("05-cilium.conflist"),
+        CILIUM.replace("cilium-cni.log", &format!("cilium-cni.{}.log", last.trim())),
+        "the writer's last revision is in place"
+    );
+    assert_eq!(host.conf_dir_listing(), ["05-cilium.conflist"]);
 }
 
 #[test]
@@ -433,6 +610,7 @@ fn the_executable_installs_and_uninstalls_from_environment_variables() {
             .env("CUTTLEFISH_CNI_HOST_BIN_DIR", host.bin_dir())
             .env("CUTTLEFISH_CNI_HOST_CONF_DIR", host.conf_dir())
             .env("CUTTLEFISH_CNI_PLUGIN_BINARY", host.plugin_binary())
+            .env("CUTTLEFISH_CNI_HOST_SECCOMP_PROFILE", host.seccomp_profile())
             .env("CUTTLEFISH_CNI_UNINSTALL", uninstall)
             .output()
             .unwrap()
@@ -443,9 +621,11 @@ fn the_executable_installs_and_uninstalls_from_environment_variables() {
     let log = String::from_utf8_lossy(&installed.stderr);
     assert!(log.contains("appended the cuttlefish-cni entry"), "{log}");
     assert!(log.contains("from 0.3.1 to 1.1.0"), "{log}");
+    assert_eq!(fs::read(host.seccomp_profile()).unwrap(), repository_profile());
     let removed = run("true");
     assert!(removed.status.success());
     assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+    assert!(!host.seccomp_profile().exists());
 
     fs::write(host.conf_dir().join("05-cilium.conflist"), MALFORMED).unwrap();
     let failed = run("false");
@@ -472,4 +652,150 @@ fn dns_redirect_declares_the_dns_capability() {
         plugins(&host.conflist("05-cilium.conflist"))[1]["capabilities"],
         serde_json::json!({"io.kubernetes.cri.pod-annotations": true})
     );
+}
+
+/// The profile as the repository holds it: what the installer must put on the node.
+fn repository_profile() -> Vec<u8> {
+    fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("install/seccomp/cuttlefish-cvd.json")).unwrap()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap())
+}
+
+#[test]
+fn the_seccomp_profile_is_installed_kept_current_and_removed() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let profile = host.seccomp_profile();
+    let dir = profile.parent().unwrap().to_path_buf();
+    host.install();
+    assert_eq!(fs::read(&profile).unwrap(), repository_profile());
+    serde_json::from_slice::<serde_json::Value>(&fs::read(&profile).unwrap()).unwrap();
+    assert_eq!(
+        fs::metadata(&profile).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let first = inode(&profile);
+
+    host.install();
+    assert_eq!(inode(&profile), first, "a current profile is not rewritten");
+
+    fs::write(&profile, br#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+    host.install();
+    assert_eq!(
+        fs::read(&profile).unwrap(),
+        repository_profile(),
+        "an edit on the node is undone"
+    );
+    assert_ne!(inode(&profile), first, "the refresh arrives by rename");
+    let mut in_dir = listing(&dir);
+    in_dir.retain(|name| !name.starts_with(".created-by-"));
+    assert_eq!(in_dir, ["cvd.json"], "no temporary file is left");
+
+    host.uninstall();
+    assert!(!profile.exists());
+    assert!(!dir.exists(), "the directory the installer created goes too");
+    assert!(host.seccomp_root().exists(), "the kubelet's own directory stays");
+}
+
+#[test]
+fn a_profile_rewrite_is_never_seen_half_written() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let profile = host.seccomp_profile();
+    host.install();
+    let stale = b"{\"defaultAction\": \"SCMP_ACT_LOG\"}".to_vec();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while !done.load(Ordering::SeqCst) {
+                match fs::read(&profile) {
+                    Ok(seen) => assert!(seen == stale || seen == repository_profile(), "{seen:?}"),
+                    Err(e) => panic!("the profile was missing for a moment: {e}"),
+                }
+                reads += 1;
+            }
+            reads
+        });
+        for _ in 0..50 {
+            let staged = profile.with_file_name("staged");
+            fs::write(&staged, &stale).unwrap();
+            fs::rename(&staged, &profile).unwrap();
+            host.install();
+        }
+        done.store(true, Ordering::SeqCst);
+        assert!(reader.join().unwrap() > 0);
+    });
+}
+
+#[test]
+fn a_seccomp_directory_the_installer_did_not_create_stays() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let dir = host.seccomp_profile().parent().unwrap().to_path_buf();
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("other.json"), "{}").unwrap();
+    host.install();
+    assert_eq!(listing(&dir), ["cvd.json", "other.json"]);
+    host.uninstall();
+    assert_eq!(listing(&dir), ["other.json"]);
+
+    fs::remove_file(dir.join("other.json")).unwrap();
+    host.install();
+    host.uninstall();
+    assert!(dir.exists(), "empty, but not the installer's");
+}
+
+#[test]
+fn a_created_seccomp_directory_goes_only_once_it_holds_nothing_else() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    let dir = host.seccomp_profile().parent().unwrap().to_path_buf();
+    host.install();
+    fs::write(dir.join("other.json"), "{}").unwrap();
+    host.uninstall();
+    assert!(!host.seccomp_profile().exists());
+    assert!(dir.join("other.json").exists());
+    fs::remove_file(dir.join("other.json")).unwrap();
+    host.uninstall();
+    assert!(!dir.exists(), "the marker outlived the other file");
+}
+
+#[test]
+fn a_missing_kubelet_seccomp_directory_is_an_error_naming_it_and_stops_nothing_else() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    fs::remove_dir(host.seccomp_root()).unwrap();
+    let error = install::run_once(&host.options(&[])).unwrap_err().to_string();
+    let dir = host.seccomp_profile().parent().unwrap().to_path_buf();
+    assert!(error.contains(&dir.display().to_string()), "{error}");
+    assert!(
+        !host.seccomp_root().exists(),
+        "nothing is created above the profile's directory"
+    );
+    assert_eq!(fs::read(host.installed_binary()).unwrap(), PLUGIN_BINARY);
+    assert_eq!(
+        plugins(&host.conflist("05-cilium.conflist")).len(),
+        2,
+        "a manifest without the seccomp mount still gets the plugin chained"
+    );
+    host.uninstall();
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
+    assert!(!host.installed_binary().exists());
+}
+
+#[test]
+fn manual_mode_installs_and_removes_the_seccomp_profile_too() {
+    let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
+    install::run_once(&host.options(&["--mode=manual"])).unwrap();
+    assert_eq!(fs::read(host.seccomp_profile()).unwrap(), repository_profile());
+    install::run_once(&host.options(&["--mode=manual", "--uninstall"])).unwrap();
+    assert!(!host.seccomp_profile().exists());
+    assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
 }

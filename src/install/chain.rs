@@ -9,11 +9,12 @@
 //! ignore (no `.conf`, `.conflist` or `.json` extension).
 
 use super::atomic;
+use super::conf_dir;
 use super::conflist::{self, Entry};
 use super::error::InstallError;
+use super::guarded_edit::{self, Edit};
 use super::plugin_versions;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, PartialEq)]
@@ -41,23 +42,12 @@ pub enum Unchained {
     NotPresent,
 }
 
-/// `<conf_dir>/<name>`, or by default the first `*.conflist` in lexical order.
+/// `<conf_dir>/<name>`, or by default the conflist the runtime uses ([`conf_dir`]).
 pub fn primary_conflist(conf_dir: &Path, name: Option<&str>) -> Result<PathBuf, InstallError> {
-    if let Some(name) = name {
-        return Ok(conf_dir.join(name));
+    match name {
+        Some(name) => Ok(conf_dir.join(name)),
+        None => conf_dir::runtime_choice(conf_dir),
     }
-    let mut names: Vec<String> = fs::read_dir(conf_dir)
-        .map_err(InstallError::io("listing", conf_dir))?
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.ends_with(".conflist") && !name.starts_with('.'))
-        .collect();
-    names.sort();
-    names
-        .first()
-        .map(|name| conf_dir.join(name))
-        .ok_or_else(|| InstallError::NoPrimaryConflist {
-            dir: conf_dir.to_path_buf(),
-        })
 }
 
 /// The hidden file holding the `cniVersion` the conflist had before the upgrade.
@@ -67,68 +57,80 @@ pub fn version_note_path(conflist: &Path) -> PathBuf {
 }
 
 /// Appends our entry, and upgrades `cniVersion` when every other plugin of the list, asked
-/// through its binary in `bin_dir`, accepts [`conflist::UPGRADED_VERSION`].
+/// through its binary in `bin_dir`, accepts [`conflist::UPGRADED_VERSION`]. Another program
+/// rewriting the conflist meanwhile is no harm: see [`guarded_edit`].
 pub fn add(conflist: &Path, entry: &Entry, bin_dir: &Path) -> Result<Chained, InstallError> {
-    let text = read(conflist)?;
     let as_conflist_error = |source| InstallError::Conflist {
         path: conflist.to_path_buf(),
         source,
     };
-    let Some(mut text) = conflist::add_entry(&text, entry).map_err(as_conflist_error)? else {
-        return Ok(Chained::AlreadyPresent);
-    };
-    let mut change = VersionChange::None;
-    if let Some(upgrade) = conflist::upgrade_version(&text).map_err(as_conflist_error)? {
-        let others = conflist::other_plugin_types(&text).map_err(as_conflist_error)?;
-        change = match plugin_versions::all_accept_upgrade(bin_dir, &others, &upgrade.from) {
-            Ok(()) => {
-                text = upgrade.text;
-                VersionChange::Upgraded { from: upgrade.from }
-            }
-            Err(reason) => VersionChange::Kept {
-                version: upgrade.from,
-                reason,
-            },
-        };
-    }
     let note = version_note_path(conflist);
-    // The note is written first: a crash in between leaves a note too many, never one too few.
-    match &change {
-        VersionChange::Upgraded { from } => atomic::write_atomically(&note, from.as_bytes(), 0o644)?,
-        _ => {
-            atomic::remove(&note)?;
+    let note_before = read_note(&note)?;
+    let mut note_written = false;
+    let chained = guarded_edit::edit(conflist, |text| {
+        let Some(mut text) = conflist::add_entry(text, entry).map_err(as_conflist_error)? else {
+            return Ok(Edit::Keep(Chained::AlreadyPresent));
+        };
+        let mut change = VersionChange::None;
+        if let Some(upgrade) = conflist::upgrade_version(&text).map_err(as_conflist_error)? {
+            let others = conflist::other_plugin_types(&text).map_err(as_conflist_error)?;
+            change = match plugin_versions::all_accept_upgrade(bin_dir, &others, &upgrade.from) {
+                Ok(()) => {
+                    text = upgrade.text;
+                    VersionChange::Upgraded { from: upgrade.from }
+                }
+                Err(reason) => VersionChange::Kept {
+                    version: upgrade.from,
+                    reason,
+                },
+            };
         }
+        // The note is written first: a crash in between leaves a note too many, never one too few.
+        match &change {
+            VersionChange::Upgraded { from } => atomic::write_atomically(&note, from.as_bytes(), 0o644)?,
+            _ => {
+                atomic::remove(&note)?;
+            }
+        }
+        note_written = true;
+        Ok(Edit::Write(text, Chained::Added(change)))
+    });
+    if note_written && !matches!(chained, Ok(Chained::Added(_))) {
+        // An attempt that lost to another writer wrote it: the note must not outlive it.
+        restore_note(&note, note_before.as_deref())?;
     }
-    atomic::write_atomically(conflist, text.as_bytes(), mode_of(conflist)?)?;
-    Ok(Chained::Added(change))
+    chained
 }
 
 pub fn remove(conflist: &Path) -> Result<Unchained, InstallError> {
-    let text = read(conflist)?;
     let as_conflist_error = |source| InstallError::Conflist {
         path: conflist.to_path_buf(),
         source,
     };
     let note = version_note_path(conflist);
-    let Some(mut text) = conflist::remove_entries(&text).map_err(as_conflist_error)? else {
-        // The primary rewrote the file since: its version is its own again.
-        atomic::remove(&note)?;
-        return Ok(Unchained::NotPresent);
-    };
-    let mut restored_version = None;
-    if let Some(original) = read_note(&note)? {
-        if let Some(restored) = conflist::restore_version(&text, &original).map_err(as_conflist_error)? {
-            text = restored;
-            restored_version = Some(original);
+    let unchained = guarded_edit::edit(conflist, |text| {
+        let Some(mut text) = conflist::remove_entries(text).map_err(as_conflist_error)? else {
+            // The primary rewrote the file since: its version is its own again.
+            return Ok(Edit::Keep(Unchained::NotPresent));
+        };
+        let mut restored_version = None;
+        if let Some(original) = read_note(&note)? {
+            if let Some(restored) = conflist::restore_version(&text, &original).map_err(as_conflist_error)? {
+                text = restored;
+                restored_version = Some(original);
+            }
         }
-    }
-    atomic::write_atomically(conflist, text.as_bytes(), mode_of(conflist)?)?;
+        Ok(Edit::Write(text, Unchained::Removed { restored_version }))
+    })?;
     atomic::remove(&note)?;
-    Ok(Unchained::Removed { restored_version })
+    Ok(unchained)
 }
 
-fn read(conflist: &Path) -> Result<String, InstallError> {
-    fs::read_to_string(conflist).map_err(InstallError::io("reading", conflist))
+fn restore_note(note: &Path, version: Option<&str>) -> Result<(), InstallError> {
+    match version {
+        Some(version) => atomic::write_atomically(note, version.as_bytes(), 0o644),
+        None => atomic::remove(note).map(drop),
+    }
 }
 
 fn read_note(note: &Path) -> Result<Option<String>, InstallError> {
@@ -137,9 +139,4 @@ fn read_note(note: &Path) -> Result<Option<String>, InstallError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(InstallError::io("reading", note)(e)),
     }
-}
-
-fn mode_of(path: &Path) -> Result<u32, InstallError> {
-    let metadata = fs::metadata(path).map_err(InstallError::io("reading the mode of", path))?;
-    Ok(metadata.permissions().mode() & 0o7777)
 }

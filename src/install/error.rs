@@ -12,8 +12,12 @@ pub enum InstallError {
     },
     #[error("{} is not a conflist the installer can edit; left alone: {source}", path.display())]
     Conflist { path: PathBuf, source: ConflistError },
-    #[error("no *.conflist in {}: is the primary CNI installed?", dir.display())]
-    NoPrimaryConflist { dir: PathBuf },
+    #[error("{}", no_network_config(dir, skipped))]
+    NoNetworkConfig { dir: PathBuf, skipped: Vec<String> },
+    #[error("{} is the network config the runtime uses, but the installer cannot chain into it: {reason}; left alone. Make the primary CNI write a .conflist, or use --mode=manual", path.display())]
+    NotChainable { path: PathBuf, reason: String },
+    #[error("{} kept changing while the installer edited it ({attempts} attempts): another program is rewriting it; left as that program wrote it", path.display())]
+    KeptChanging { path: PathBuf, attempts: usize },
     #[error("{0}")]
     Usage(String),
 }
@@ -23,4 +27,18 @@ impl InstallError {
         let path = path.into();
         move |source| InstallError::Io { step, path, source }
     }
+}
+
+fn no_network_config(dir: &std::path::Path, skipped: &[String]) -> String {
+    let mut message = format!(
+        "no network config the runtime can load in {}: is the primary CNI installed?",
+        dir.display()
+    );
+    if !skipped.is_empty() {
+        message.push_str(&format!(
+            " Skipped, as the runtime skips them: {}",
+            skipped.join("; ")
+        ));
+    }
+    message
 }

@@ -18,12 +18,19 @@ Flags (environment variable in brackets):
   --host-conf-dir DIR   host CNI conf dir, as mounted [CUTTLEFISH_CNI_HOST_CONF_DIR] (/etc/cni/net.d)
   --mode chain|manual   chain: edit the primary conflist; manual: touch no conflist
                         [CUTTLEFISH_CNI_MODE] (chain)
-  --conflist NAME       the conflist to edit [CUTTLEFISH_CNI_CONFLIST]
-                        (the first *.conflist in the conf dir, in lexical order)
+  --conflist NAME       the conflist to edit [CUTTLEFISH_CNI_CONFLIST] (the one the runtime
+                        uses: of *.conf, *.conflist, *.json in lexical order, the first that
+                        loads; refused when that is a single-plugin .conf or .json)
   --plugin-binary PATH  the binary to install [CUTTLEFISH_CNI_PLUGIN_BINARY] (/cuttlefish-cni)
+  --host-seccomp-profile PATH
+                        where the CVD pods' seccomp profile goes, as mounted: the kubelet's
+                        seccomp dir plus cuttlefish/cvd.json, in every mode; its directory must
+                        exist [CUTTLEFISH_CNI_HOST_SECCOMP_PROFILE]
+                        (/var/lib/kubelet/seccomp/cuttlefish/cvd.json)
   --plugin-keys JSON    extra keys of our conflist entry, e.g. '{\"logFile\": \"/var/log/cf.log\"}'
                         [CUTTLEFISH_CNI_PLUGIN_KEYS] ({})
-  --uninstall           remove our entry, restoring the conflist's bytes, and the binary
+  --uninstall           remove our entry, restoring the conflist's bytes, the binary and the
+                        seccomp profile
                         [CUTTLEFISH_CNI_UNINSTALL=true]
   --watch               keep going: repeat every interval until SIGTERM, so the entry comes back
                         after the primary CNI rewrites its conflist [CUTTLEFISH_CNI_WATCH=true]
@@ -44,6 +51,7 @@ pub struct Options {
     pub mode: Mode,
     pub conflist: Option<String>,
     pub plugin_binary: PathBuf,
+    pub host_seccomp_profile: PathBuf,
     pub entry: Entry,
     pub uninstall: bool,
     pub watch: bool,
@@ -108,6 +116,10 @@ pub fn parse(
         },
         conflist: value("--conflist"),
         plugin_binary: path("--plugin-binary", "/cuttlefish-cni"),
+        host_seccomp_profile: seccomp_profile(path(
+            "--host-seccomp-profile",
+            "/var/lib/kubelet/seccomp/cuttlefish/cvd.json",
+        ))?,
         entry: entry(value("--plugin-keys"))?,
         uninstall: switch("--uninstall", value("--uninstall"))?,
         watch: switch("--watch", value("--watch"))?,
@@ -129,12 +141,17 @@ const fn flag(flag: &'static str, variable: &'static str, takes_value: bool) -> 
     }
 }
 
-const FLAGS: [Flag; 10] = [
+const FLAGS: [Flag; 11] = [
     flag("--host-bin-dir", "CUTTLEFISH_CNI_HOST_BIN_DIR", true),
     flag("--host-conf-dir", "CUTTLEFISH_CNI_HOST_CONF_DIR", true),
     flag("--mode", "CUTTLEFISH_CNI_MODE", true),
     flag("--conflist", "CUTTLEFISH_CNI_CONFLIST", true),
     flag("--plugin-binary", "CUTTLEFISH_CNI_PLUGIN_BINARY", true),
+    flag(
+        "--host-seccomp-profile",
+        "CUTTLEFISH_CNI_HOST_SECCOMP_PROFILE",
+        true,
+    ),
     flag("--plugin-keys", "CUTTLEFISH_CNI_PLUGIN_KEYS", true),
     flag("--uninstall", "CUTTLEFISH_CNI_UNINSTALL", false),
     flag("--watch", "CUTTLEFISH_CNI_WATCH", false),
@@ -152,6 +169,16 @@ fn switch(flag: &str, value: Option<String>) -> Result<bool, InstallError> {
         Some("true") => Ok(true),
         Some(other) => Err(usage(format!("{flag} must be true or false, not {other:?}"))),
     }
+}
+
+fn seccomp_profile(path: PathBuf) -> Result<PathBuf, InstallError> {
+    if path.is_absolute() && path.file_name().is_some() {
+        return Ok(path);
+    }
+    Err(usage(format!(
+        "--host-seccomp-profile must be an absolute file path, not {:?}",
+        path.display().to_string()
+    )))
 }
 
 fn entry(keys: Option<String>) -> Result<Entry, InstallError> {
@@ -204,6 +231,10 @@ mod tests {
         assert_eq!(options.host_conf_dir, PathBuf::from("/etc/cni/net.d"));
         assert_eq!(options.mode, Mode::Chain);
         assert_eq!(options.plugin_binary, PathBuf::from("/cuttlefish-cni"));
+        assert_eq!(
+            options.host_seccomp_profile,
+            PathBuf::from("/var/lib/kubelet/seccomp/cuttlefish/cvd.json")
+        );
         assert_eq!((options.uninstall, options.watch), (false, false));
         assert_eq!(options.interval, Duration::from_secs(10));
     }
@@ -237,6 +268,8 @@ mod tests {
             &["--interval=soon"],
             &["--plugin-keys", "[1]"],
             &["--plugin-keys", r#"{"type":"x"}"#],
+            &["--host-seccomp-profile", "cvd.json"],
+            &["--host-seccomp-profile=/"],
             &["--uninstall=yes"],
             &["--host-bin-dir"],
             &["--bogus"],

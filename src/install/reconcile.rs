@@ -7,24 +7,36 @@ use super::chain::{self, Chained, Unchained, VersionChange};
 use super::conflist::UPGRADED_VERSION;
 use super::error::InstallError;
 use super::options::{Mode, Options};
+use super::seccomp::{self, Written};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Installing copies the binary before adding the entry, and uninstalling removes the entry
 /// before the binary: a conflist never names a missing plugin, which would fail every pod ADD.
+/// The seccomp profile is a step of its own, taken whatever becomes of the other two (a
+/// DaemonSet from before the profile has no seccomp mount); the first error is returned.
 pub fn run_once(options: &Options) -> Result<(), InstallError> {
-    if options.uninstall {
-        if options.mode == Mode::Chain {
-            unchain(options)?;
-        }
-        remove_binary(options)
+    let (plugin, profile) = if options.uninstall {
+        (uninstall_plugin(options), remove_seccomp_profile(options))
     } else {
-        install_binary(options)?;
-        if options.mode == Mode::Chain {
-            chain(options)?;
-        }
-        Ok(())
+        (install_plugin(options), install_seccomp_profile(options))
+    };
+    plugin.and(profile)
+}
+
+fn install_plugin(options: &Options) -> Result<(), InstallError> {
+    install_binary(options)?;
+    if options.mode == Mode::Chain {
+        chain(options)?;
     }
+    Ok(())
+}
+
+fn uninstall_plugin(options: &Options) -> Result<(), InstallError> {
+    if options.mode == Mode::Chain {
+        unchain(options)?;
+    }
+    remove_binary(options)
 }
 
 /// Passes until `stop` is set. A failed pass is logged when its error differs from the last
@@ -88,6 +100,22 @@ fn remove_binary(options: &Options) -> Result<(), InstallError> {
     Ok(())
 }
 
+fn install_seccomp_profile(options: &Options) -> Result<(), InstallError> {
+    let target = &options.host_seccomp_profile;
+    match seccomp::install(target)? {
+        Written::Yes => log::info!("wrote the CVD seccomp profile {}", target.display()),
+        Written::AlreadyCurrent => log::debug!("{} is up to date", target.display()),
+    }
+    Ok(())
+}
+
+fn remove_seccomp_profile(options: &Options) -> Result<(), InstallError> {
+    if seccomp::remove(&options.host_seccomp_profile)? {
+        log::info!("removed {}", options.host_seccomp_profile.display());
+    }
+    Ok(())
+}
+
 fn chain(options: &Options) -> Result<(), InstallError> {
     let conflist = chain::primary_conflist(&options.host_conf_dir, options.conflist.as_deref())?;
     match chain::add(&conflist, &options.entry, &options.host_bin_dir)? {
@@ -111,8 +139,11 @@ fn chain(options: &Options) -> Result<(), InstallError> {
 }
 
 fn unchain(options: &Options) -> Result<(), InstallError> {
+    // The installer adds its entry to no file it refuses, and a missing conflist holds none.
+    // A file that does not load may hold one, though: that is an error.
     let conflist = match chain::primary_conflist(&options.host_conf_dir, options.conflist.as_deref()) {
-        Err(InstallError::NoPrimaryConflist { .. }) => return Ok(()),
+        Err(InstallError::NotChainable { .. }) => return Ok(()),
+        Err(InstallError::NoNetworkConfig { skipped, .. }) if skipped.is_empty() => return Ok(()),
         found => found?,
     };
     if !conflist.exists() {
