@@ -139,10 +139,12 @@ impl Agent {
         );
     }
 
-    /// The request of an allowed caller, and the descriptor that came with it.
+    /// The request of an allowed caller, and the descriptor that came with it. The (bounded)
+    /// request is read before the caller is refused: a refusal sent while the caller is still
+    /// writing would meet a closed socket (EPIPE) instead of being read.
     fn read_request(&self, stream: &UnixStream) -> Result<(Request, Option<OwnedFd>), String> {
-        self.admit(stream)?;
         let (line, netns) = socket::receive(stream)?;
+        self.admit(stream)?;
         let request = serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))?;
         Ok((request, netns))
     }
