@@ -34,6 +34,9 @@ REPO=$(cd "$HERE/.." && pwd)
 source "$HERE/seccomp/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "hack/seccomp-test.sh needs root (namespaces, containerd)" >&2; exit 1; }
 
+for d in "${SUDO_USER:+$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin}" /root/.cargo/bin /usr/local/cargo/bin; do
+    [ -n "$d" ] && [ -d "$d" ] && PATH=$d:$PATH # cargo fetches the crate that ships the CRI proto
+done
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=(ctr cri qemu)
 PROFILE=${SECCOMP_PROFILE:-$REPO/install/seccomp/cuttlefish-cvd.json}
@@ -49,7 +52,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 # result FILE NAME: the probe's answer for NAME ("ok" or an errno name), "missing" if absent
-result() { awk -v n="$2" '$1 == "PROBE" && $2 == n {print $3; f=1} END {if (!f) print "missing"}' "$1"; }
+result() {
+    [ -f "$1" ] || { echo missing; return; }
+    awk -v n="$2" '$1 == "PROBE" && $2 == n {print $3; f=1} END {if (!f) print "missing"}' "$1"
+}
 show_results() { # FILE...: one table, one column per file
     local f n line
     printf '  %-18s' probe
@@ -65,6 +71,7 @@ show_results() { # FILE...: one table, one column per file
 same_except() {
     local a=$1 b=$2
     shift 2
+    grep -q '^PROBE ' "$a" && grep -q '^PROBE ' "$b" || return 1
     diff <(awk -v skip=" $* " '$1 == "PROBE" && index(skip, " " $2 " ") == 0' "$a") \
         <(awk -v skip=" $* " '$1 == "PROBE" && index(skip, " " $2 " ") == 0' "$b")
 }
@@ -91,9 +98,10 @@ check_answers() { # WHERE P D R [U]
     check "$where: every other probe answers as under the derived current RuntimeDefault (only socket-vsock differs)" \
         same_except "$p" "$r" socket-vsock
     if [ -n "$u" ]; then
-        check "$where: control: unconfined, add_key, keyctl, unshare(CLONE_NEWUSER), mount and socket(AF_ALG) answer otherwise (the comparisons can fail)" \
-            bash -c "for c in add_key keyctl unshare-user mount socket-alg; do
-                [ \"\$(awk -v n=\$c '\$2 == n {print \$3}' '$u')\" != \"\$(awk -v n=\$c '\$2 == n {print \$3}' '$p')\" ] || exit 1; done"
+        check "$where: control: unconfined, add_key, keyctl, unshare(CLONE_NEWUSER), mount and socket(AF_ALG) answer otherwise than under the defaults (the probe sees the filter)" \
+            bash -c "for c in add_key keyctl unshare-user mount; do
+                [ \"\$(awk -v n=\$c '\$2 == n {print \$3}' '$u')\" != \"\$(awk -v n=\$c '\$2 == n {print \$3}' '$d')\" ] || exit 1; done
+                [ \"\$(awk '\$2 == \"socket-alg\" {print \$3}' '$u')\" != \"\$(awk '\$2 == \"socket-alg\" {print \$3}' '$r')\" ]"
     fi
 }
 
@@ -118,7 +126,7 @@ step_ctr() {
         derived-default) args=(--seccomp --seccomp-profile "$DERIVED") ;;
         profile) args=(--seccomp --seccomp-profile "$PROFILE") ;;
         esac
-        ctr_ run --rm "${args[@]}" "${caps[@]}" $IMG cfsec-$mode /bin/seccomp-probe >"$RUN/$mode.probe" 2>&1 ||
+        ctr_ "${CTR_RUN[@]}" --rm "${args[@]}" "${caps[@]}" $IMG cfsec-$mode /bin/seccomp-probe >"$RUN/$mode.probe" 2>&1 ||
             echo "ctr run ($mode) failed: $(cat "$RUN/$mode.probe")"
     done
     show_results "$RUN"/{unconfined,default,derived-default,profile}.probe
@@ -132,9 +140,10 @@ cri_stubs() { # Python stubs of the CRI v1 API, from the proto that the k8s-cri 
         printf '[package]\nname = "cfsec-cri-proto"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n%s = "=%s"\n' \
             $CRI_PROTO_CRATE $CRI_PROTO_VERSION >"$CACHE/cri-crate/Cargo.toml"
         : >"$CACHE/cri-crate/src/lib.rs"
-        cargo fetch --quiet --manifest-path "$CACHE/cri-crate/Cargo.toml"
+        cargo fetch --quiet --manifest-path "$CACHE/cri-crate/Cargo.toml" || return 1
         crate=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/$CRI_PROTO_CRATE-$CRI_PROTO_VERSION.crate | head -1)
-        tar -xzOf "$crate" $CRI_PROTO_CRATE-$CRI_PROTO_VERSION/proto/v1.proto >"$d/v1.proto"
+        tar -xzOf "$crate" $CRI_PROTO_CRATE-$CRI_PROTO_VERSION/proto/v1.proto >"$d/v1.proto.new" || return 1
+        mv "$d/v1.proto.new" "$d/v1.proto"
     fi
     mkdir -p "$RUN/cri-py"
     protoc -I "$d" --python_out="$RUN/cri-py" --grpc_python_out="$RUN/cri-py" \
@@ -143,7 +152,7 @@ cri_stubs() { # Python stubs of the CRI v1 API, from the proto that the k8s-cri 
 
 step_cri() {
     local kubelet_dir=$RUN/kubelet-seccomp/profiles
-    cri_stubs
+    cri_stubs || { fail "cri: no CRI v1 stubs (cargo fetch of $CRI_PROTO_CRATE $CRI_PROTO_VERSION, protoc)"; return 1; }
     # where a kubelet keeps Localhost profiles (/var/lib/kubelet/seccomp/...): it sends the full path
     mkdir -p "$kubelet_dir"
     cp "$PROFILE" "$kubelet_dir/cuttlefish-cvd.json"
@@ -175,12 +184,22 @@ step_qemu() {
     ip -n $POD tuntap add dev cvd-mtap-01 mode tap user 1000 group 1000 vnet_hdr
     ip -n $POD addr add 192.168.97.1/30 dev cvd-mtap-01
     ip -n $POD link set cvd-mtap-01 up
-    qemu="exec qemu-system-x86_64 -accel tcg -cpu max -machine q35 -m 256 -smp 1 -nodefaults -no-user-config
+    # and cvd-etap-01 with a DHCP server, so the guest's eth1 gets its lease without waiting
+    ip -n $POD tuntap add dev cvd-etap-01 mode tap user 1000 group 1000 vnet_hdr
+    ip -n $POD addr add 192.168.98.1/24 dev cvd-etap-01
+    ip -n $POD link set cvd-etap-01 up
+    printf '%s\n' "interface cvd-etap-01" "start 192.168.98.2" "end 192.168.98.9" "lease_file $RUN/udhcpd.leases" \
+        "pidfile $RUN/udhcpd.pid" "opt subnet 255.255.255.0" "opt router 192.168.98.1" "opt lease 3600" >"$RUN/udhcpd.conf"
+    : >"$RUN/udhcpd.leases"
+    nsenter --net=/run/netns/$POD busybox udhcpd -f "$RUN/udhcpd.conf" >"$LOG/udhcpd.log" 2>&1 &
+    save_pid udhcpd $!
+    qemu="exec /usr/bin/qemu-system-x86_64 -accel tcg -cpu max -machine q35 -m 256 -smp 1 -nodefaults -no-user-config
  -display none -serial stdio -no-reboot -kernel /guest/vmlinuz -initrd /guest/initramfs.cpio.gz
  -append 'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init cfe2e.peer=192.168.97.1'
- -netdev tap,id=n0,ifname=cvd-mtap-01,script=no,downscript=no,vnet_hdr=on -device virtio-net-pci,netdev=n0"
+ -netdev tap,id=n0,ifname=cvd-mtap-01,script=no,downscript=no,vnet_hdr=on -device virtio-net-pci,netdev=n0
+ -netdev tap,id=n1,ifname=cvd-etap-01,script=no,downscript=no,vnet_hdr=on -device virtio-net-pci,netdev=n1"
     t0=$(ms_now)
-    nsenter --net=/run/netns/$NODE "${CTR[@]}" run --rm --seccomp --seccomp-profile "$PROFILE" "${caps[@]}" \
+    nsenter --net=/run/netns/$NODE "${CTR[@]}" "${CTR_RUN[@]}" --rm --seccomp --seccomp-profile "$PROFILE" "${caps[@]}" \
         --with-ns "network:/run/netns/$POD" --device /dev/net/tun \
         --mount "type=bind,src=$RUN/dev/tun,dst=/dev/net/tun,options=rbind:rw" \
         --mount "type=bind,src=/usr,dst=/usr,options=rbind:ro" --mount "type=bind,src=$RUN/guest,dst=/guest,options=rbind:ro" \
@@ -201,11 +220,13 @@ step_qemu() {
     timing "ctr run -> guest done (TCG)" $(($(ms_now) - t0))
     sed 's/^/  | /' "$out"
     check "guest under the profile: eth0 on cvd-mtap-01 is up (192.168.97.2/30)" grep -q 'GUEST-NET-UP .*eth0 192.168.97.2/30' "$out"
+    check "guest under the profile: eth1 on cvd-etap-01 leased 192.168.98.x by DHCP" grep -q 'GUEST-DHCP bound ip=192\.168\.98\.' "$out"
     check "guest under the profile: pings the host side 192.168.97.1 through qemu's TAP (3/3)" bash -c \
         "grep -q GUEST-FIRST-PING '$out' && grep -q 'GUEST-PING3 3 packets transmitted, 3 packets received' '$out'"
     check "guest under the profile: reaches the end of its init and powers off" grep -q GUEST-DONE "$out"
     check "qemu printed no seccomp or permission error" bash -c "! grep -Eqi 'seccomp|operation not permitted|bad system call' '$out'"
     wait_pid_saved ctr-qemu 30
+    kill_saved udhcpd
     ip netns del $POD
 }
 wait_pid_saved() { # NAME SECONDS: wait for a recorded child to exit, then forget it

@@ -45,7 +45,6 @@ def security_profile(spec):
 node_network = pb.NamespaceOption(network=pb.NODE)
 sandbox_config = pb.PodSandboxConfig(
     metadata=pb.PodSandboxMetadata(name="cfsec-pod", uid="cfsec-pod-%d" % os.getpid(), namespace="cfsec"),
-    hostname="cfsec-pod",
     log_directory=logs,
     linux=pb.LinuxPodSandboxConfig(
         security_context=pb.LinuxSandboxSecurityContext(namespace_options=node_network)),

@@ -13,6 +13,10 @@ NODE=cfsec-node UP=cfsec-up PROBE=cfsec-probe POD=cfsec-pod
 CD=$RUN/containerd
 CD_SOCK=$CD/containerd.sock
 CTR=(ctr --address "$CD_SOCK" --namespace cfsec)
+CTR_RUN=(run --runc-root "$CD/runc") # runc's state under $CD too, not in /run/containerd/runc
+# containerd 1.6 puts shim sockets and ctr's FIFOs under /run/containerd whatever its config says:
+# the directories there that did not exist before we started are removed again (when empty)
+RUN_DIRS=(/run/containerd /run/containerd/s /run/containerd/fifo)
 IMG=localhost/cfsec-probe:latest
 PAUSE_IMG=localhost/cfsec-pause:latest
 BUNDLES=$CD/state/io.containerd.runtime.v2.task # <namespace>/<container id>/config.json
@@ -29,6 +33,8 @@ all_caps_dropped() {
 
 # start_containerd: Debian's containerd in cfsec-node, CRI plugin on (host-network pods need no CNI)
 start_containerd() {
+    local d
+    for d in "${RUN_DIRS[@]}"; do [ -e "$d" ] || echo "$d" >>"$RUN/created-run-dirs"; done
     ip netns add $NODE
     ip -n $NODE link set lo up
     mkdir -p "$CD"
@@ -51,6 +57,8 @@ state = "$CD/state"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "$CD/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     conf_dir = "$CD/net.d"
     bin_dir = "$CD/cni-bin"
@@ -83,8 +91,22 @@ import_images() {
     make_docker_archive "$RUN/rootfs.tar" "$RUN/image.tar" $IMG 1000:1000
     ctr_ images import "$RUN/image.tar" >/dev/null
     in_node ctr --address "$CD_SOCK" --namespace k8s.io images import "$RUN/image.tar" >/dev/null
-    make_docker_archive "$RUN/rootfs.tar" "$RUN/pause.tar" $PAUSE_IMG ""
+    pause_archive "$RUN/rootfs.tar" "$RUN/pause.tar"
     in_node ctr --address "$CD_SOCK" --namespace k8s.io images import "$RUN/pause.tar" >/dev/null
+}
+
+# pause_archive LAYER OUT: hack/e2e's one-layer docker-archive, with a command that stays up (a
+# CRI sandbox's container must live as long as the pod)
+pause_archive() {
+    local d=$RUN/docker-archive csha
+    make_docker_archive "$1" "$2" $PAUSE_IMG ""
+    jq -c '.config.Cmd = ["/bin/sleep", "2147483647"]' "$d/$(jq -r '.[0].Config' "$d/manifest.json")" >"$d/config.new"
+    rm -f "$d/$(jq -r '.[0].Config' "$d/manifest.json")"
+    csha=$(sha256sum "$d/config.new" | cut -d' ' -f1)
+    mv "$d/config.new" "$d/$csha.json"
+    jq -c --arg c "$csha.json" '.[0].Config = $c' "$d/manifest.json" >"$d/manifest.new"
+    mv "$d/manifest.new" "$d/manifest.json"
+    tar --numeric-owner --owner=0 --group=0 -C "$d" -cf "$2" .
 }
 
 # capture_runtime_default OUT: the .linux.seccomp that containerd writes into the task bundle for
@@ -92,7 +114,7 @@ import_images() {
 capture_runtime_default() {
     local out=$1 id=cfsec-capture caps
     mapfile -t caps < <(all_caps_dropped)
-    ctr_ run -d --seccomp "${caps[@]}" $IMG $id /bin/sleep 60 >/dev/null
+    ctr_ "${CTR_RUN[@]}" -d --seccomp "${caps[@]}" $IMG $id /bin/sleep 60 >/dev/null
     jq -e '.linux.seccomp' "$BUNDLES/cfsec/$id/config.json" >"$out"
     ctr_ task kill -s KILL $id >/dev/null 2>&1 || true
     local n=50
@@ -117,10 +139,13 @@ cfsec_cleanup() {
         done
     fi
     kill_saved ctr-qemu
+    kill_saved udhcpd
     kill_saved containerd
     kill_netns_pids $NODE # the shims and whatever else still runs in cfsec-node: ours
     kill_netns_pids $POD
     ip netns del $NODE 2>/dev/null
     ip netns del $POD 2>/dev/null
     umount_under_work
+    [ -f "$RUN/created-run-dirs" ] && sort -r "$RUN/created-run-dirs" | xargs -r rmdir 2>/dev/null
+    rm -f "$RUN/created-run-dirs"
 }
