@@ -15,7 +15,8 @@ CD_SOCK=$CD/containerd.sock
 CTR=(ctr --address "$CD_SOCK" --namespace cfsec)
 CTR_RUN=(run --runc-root "$CD/runc") # runc's state under $CD too, not in /run/containerd/runc
 # containerd 1.6 puts shim sockets and ctr's FIFOs under /run/containerd whatever its config says:
-# the directories there that did not exist before we started are removed again (when empty)
+# the directories there that did not exist before we started are removed again (when empty, and
+# when no other containerd runs)
 RUN_DIRS=(/run/containerd /run/containerd/s /run/containerd/fifo)
 IMG=localhost/cfsec-probe:latest
 PAUSE_IMG=localhost/cfsec-pause:latest
@@ -146,6 +147,9 @@ cfsec_cleanup() {
     ip netns del $NODE 2>/dev/null
     ip netns del $POD 2>/dev/null
     umount_under_work
-    [ -f "$RUN/created-run-dirs" ] && sort -r "$RUN/created-run-dirs" | xargs -r rmdir 2>/dev/null
+    # (not while another containerd runs: it may use them, even empty)
+    if [ -f "$RUN/created-run-dirs" ] && ! pgrep -x containerd >/dev/null; then
+        sort -r "$RUN/created-run-dirs" | xargs -r rmdir 2>/dev/null
+    fi
     rm -f "$RUN/created-run-dirs"
 }
