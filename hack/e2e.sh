@@ -10,7 +10,8 @@
 #               /dev/net/tun device. Inside: the TAPs and bridges exist with their addresses, the
 #               process attaches to cvd-mtap-01 with TUNSETIFF and cannot create a TAP of its own.
 #               After `podman stop`: the (held) pod netns has nothing of ours, the log shows DEL ok.
-#   containerd  containerd 1.6 started by hand, `ctr run --cni`, the same chain and checks. ctr
+#   containerd  containerd 1.6 started by hand, `ctr run --cni` under the CVD seccomp profile
+#               (install/seccomp/cuttlefish-cvd.json), the same chain and checks. ctr
 #               sends DEL with an empty CNI_NETNS; it must succeed, and the pod netns must be gone.
 #   cri         containerd 1.6's CRI plugin driven like a kubelet (hack/e2e/cri.py): two CVD pods at
 #               once, uid 1000 and no capabilities, both build cvd-mtap-01 and both serve port 6520
@@ -46,6 +47,7 @@ CTR_IMG=localhost/cfe2e-busybox-u1000:latest
 LIMITS=(--ulimit nofile=4096:4096 --ulimit nproc=4096:4096) # root has no CAP_SYS_RESOURCE here
 CD=$RUN/containerd
 CTR=(ctr --address "$CD/containerd.sock" --namespace cfe2e)
+SECCOMP_PROFILE=$REPO/install/seccomp/cuttlefish-cvd.json
 VAR_LIB_CNI_EXISTED=$([ -d /var/lib/cni ] && echo 1 || echo 0)
 VAR_LIB_CONTAINERS_EXISTED=$([ -d /var/lib/containers ] && echo 1 || echo 0)
 
@@ -280,7 +282,9 @@ EOF
     # --device adds the cgroup rule for c 10:200 (not in containerd's default list); the bind
     # mount puts our 0666 node over the 0600 copy of the host's node
     t0=$(ms_now)
-    nsenter --net=/run/netns/$NODE "${CTR[@]}" run --cni "${capdrop[@]}" --device /dev/net/tun \
+    # under the CVD pod's Localhost seccomp profile (install/seccomp/cuttlefish-cvd.json)
+    nsenter --net=/run/netns/$NODE "${CTR[@]}" run --cni --seccomp --seccomp-profile "$SECCOMP_PROFILE" \
+        "${capdrop[@]}" --device /dev/net/tun \
         --mount "type=bind,src=$RUN/dev/tun,dst=/dev/net/tun,options=rbind:rw" --pid-file "$RUN/ctr-task.pid" \
         $CTR_IMG c1 /bin/cfe2e-inside $PEER_IP </dev/null >"$out" 2>&1 &
     save_pid ctr-run $!
@@ -292,6 +296,9 @@ EOF
     nsino=$(stat -L -c %i /proc/$tpid/ns/net)
     cni_id=$(grep -oE 'command=ADD .*container=[^ ]*c1/eth0' "$PLUGIN_LOG" | tail -1 | sed -E 's/.*container=([^ ]*)\/eth0/\1/')
     echo "task pid $tpid, pod netns /proc/$tpid/ns/net (net:[$nsino]), CNI container id ${cni_id:-?}"
+    check "the container runs under $(basename "$SECCOMP_PROFILE") (Seccomp: 2, and it is the bundle's linux.seccomp)" bash -c \
+        "grep -Eq '^Seccomp:\s+2' /proc/$tpid/status &&
+         diff <(jq -S . '$SECCOMP_PROFILE') <(jq -S .linux.seccomp '$CD/state/io.containerd.runtime.v2.task/cfe2e/c1/config.json') >/dev/null"
     check "plugin log: command=ADD for the container, outcome=ok" plugin_log_has ADD "${cni_id:-none}"
     check_pod_netns_built /proc/$tpid/ns/net
     t0=$(ms_now)
