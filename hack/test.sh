@@ -37,6 +37,13 @@ CUTTLEFISH_CNI_BIN=$bin bash hack/e2e.sh 2>&1 | tee "$e2e_log"
 e2e_passed=$(sed -n 's/^RESULT: \([0-9]*\) passed.*/\1/p' "$e2e_log")
 passed=$((passed + e2e_passed))
 
+echo "== the CVD seccomp profile under containerd" >&2
+seccomp_log=$(mktemp)
+trap 'rm -f "$test_log" "$e2e_log" "$seccomp_log"' EXIT
+bash hack/seccomp-test.sh 2>&1 | tee "$seccomp_log"
+seccomp_passed=$(sed -n 's/^RESULT: \([0-9]*\) passed.*/\1/p' "$seccomp_log")
+passed=$((passed + seccomp_passed))
+
 echo "== the root network namespace is unchanged" >&2
 root_after=$(hack/root-ns-snapshot.sh)
 if [ "$root_before" != "$root_after" ]; then
