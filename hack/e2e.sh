@@ -275,10 +275,8 @@ EOF
     timing "containerd start" $(($(ms_now) - t0))
     make_docker_archive "$RUN/rootfs.tar" "$RUN/ctr-image.tar" $CTR_IMG 1000:1000 # ctr has no --user
     ctr_ images import "$RUN/ctr-image.tar" >/dev/null
-    # ctr has no --cap-drop ALL: drop each one. NoNewPrivileges is ctr's default.
-    for c in $(capsh --decode=0x$(printf '%x' $(((1 << ($(cat /proc/sys/kernel/cap_last_cap) + 1)) - 1))) | cut -d= -f2 | tr ',' ' '); do
-        capdrop+=(--cap-drop "${c^^}")
-    done
+    # NoNewPrivileges is ctr's default
+    mapfile -t capdrop < <(all_caps_dropped)
     # --device adds the cgroup rule for c 10:200 (not in containerd's default list); the bind
     # mount puts our 0666 node over the 0600 copy of the host's node
     t0=$(ms_now)
@@ -404,46 +402,15 @@ step_guest() {
 CRI=$RUN/containerd-cri
 CRI_SOCK=$CRI/containerd.sock
 CRI_PAUSE=localhost/cfe2e-pause:latest
-cri_stubs() { # the runtime.v1 Python stubs, from the api.proto that the k8s-cri crate ships
-    local src=$CACHE/k8s-cri-0.11.0
-    [ -f "$src/proto/v1.proto" ] || crate_source k8s-cri 0.11.0 "$src"
-    mkdir -p "$RUN/cri-py"
-    sed '/debug_redact/d' "$src/proto/v1.proto" >"$RUN/cri-py/v1.proto" # Debian 12's protoc predates the option
-    protoc -I "$RUN/cri-py" --python_out="$RUN/cri-py" --grpc_python_out="$RUN/cri-py" \
-        --plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin "$RUN/cri-py/v1.proto"
-}
 cri_start() {
     mkdir -p "$CRI/net.d"
     write_conflist "$CRI/net.d/10-$NET.conflist"
-    cat >"$CRI/config.toml" <<EOF
-version = 2
-root = "$CRI/root"
-state = "$CRI/state"
-[grpc]
-  address = "$CRI_SOCK"
-[ttrpc]
-  address = "$CRI_SOCK.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$CRI/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$CRI_PAUSE"
-  # root here lacks CAP_SYS_RESOURCE: the pause container's oom_score_adj -998 would be refused by runc
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNIBIN"
-    conf_dir = "$CRI/net.d"
-    max_conf_num = 1
-EOF
+    write_containerd_config "$CRI" $CRI_PAUSE "$CNIBIN" "$CRI/net.d"
     nsenter --net=/run/netns/$NODE containerd --config "$CRI/config.toml" >"$LOG/containerd-cri.log" 2>&1 &
     save_pid containerd-cri $!
     local ctr=(ctr --address "$CRI_SOCK" --namespace k8s.io)
     wait_for 20 bash -c "nsenter --net=/run/netns/$NODE ${ctr[*]} version >/dev/null 2>&1"
-    make_docker_archive "$RUN/rootfs.tar" "$RUN/cri-pause.tar" $CRI_PAUSE "" '["/bin/sleep","2147483647"]'
+    make_docker_archive "$RUN/rootfs.tar" "$RUN/cri-pause.tar" $CRI_PAUSE "" "$PAUSE_CMD"
     make_docker_archive "$RUN/rootfs.tar" "$RUN/cri-image.tar" $IMG ""
     in_node "${ctr[@]}" images import "$RUN/cri-pause.tar" >/dev/null
     in_node "${ctr[@]}" images import "$RUN/cri-image.tar" >/dev/null
@@ -451,7 +418,7 @@ EOF
 cri() { PYTHONPATH="$RUN/cri-py" in_node python3 "$HERE/e2e/cri.py" "$1" "$CRI_SOCK" "${@:2}"; }
 step_cri() {
     local spec=$RUN/cri-spec.json state=$RUN/cri-state.json n ip out sandbox
-    cri_stubs
+    cri_stubs "$RUN/cri-py"
     cri_start
     # each pod: who it is, the TAP of instance 1, then a listener on 6520 (ADB's port at instance 1)
     local inside='echo "IN-ID $(id)"; grep -E "^(CapEff|CapBnd|NoNewPrivs):" /proc/self/status | tr -s "\t" " " | sed "s/^/IN-/"

@@ -34,9 +34,6 @@ REPO=$(cd "$HERE/.." && pwd)
 source "$HERE/seccomp/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "hack/seccomp-test.sh needs root (namespaces, containerd)" >&2; exit 1; }
 
-for d in "${SUDO_USER:+$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin}" /root/.cargo/bin /usr/local/cargo/bin; do
-    [ -n "$d" ] && [ -d "$d" ] && PATH=$d:$PATH # cargo fetches the crate that ships the CRI proto
-done
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=(ctr cri qemu)
 PROFILE=${SECCOMP_PROFILE:-$REPO/install/seccomp/cuttlefish-cvd.json}
@@ -44,7 +41,6 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}
 CAPTURE=$HERE/seccomp/containerd-1.6.20-runtime-default.json
 DERIVED=$RUN/derived-runtime-default.json
 PROBE_BIN=$CACHE/seccomp-probe
-CRI_PROTO_CRATE=k8s-cri CRI_PROTO_VERSION=0.11.0 # its proto/v1.proto is the CRI v1 API
 REFUSED_BY_DEFAULT=(add_key keyctl unshare-user mount bpf)
 
 trap cfsec_cleanup EXIT
@@ -133,26 +129,9 @@ step_ctr() {
     check_answers "ctr" "$RUN/profile.probe" "$RUN/default.probe" "$RUN/derived-default.probe" "$RUN/unconfined.probe"
 }
 
-cri_stubs() { # Python stubs of the CRI v1 API, from the proto that the k8s-cri crate ships
-    local crate d=$CACHE/cri-proto
-    if [ ! -f "$d/v1.proto" ]; then
-        mkdir -p "$CACHE/cri-crate/src" "$d"
-        printf '[package]\nname = "cfsec-cri-proto"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n%s = "=%s"\n' \
-            $CRI_PROTO_CRATE $CRI_PROTO_VERSION >"$CACHE/cri-crate/Cargo.toml"
-        : >"$CACHE/cri-crate/src/lib.rs"
-        cargo fetch --quiet --manifest-path "$CACHE/cri-crate/Cargo.toml" || return 1
-        crate=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/$CRI_PROTO_CRATE-$CRI_PROTO_VERSION.crate | head -1)
-        tar -xzOf "$crate" $CRI_PROTO_CRATE-$CRI_PROTO_VERSION/proto/v1.proto >"$d/v1.proto.new" || return 1
-        mv "$d/v1.proto.new" "$d/v1.proto"
-    fi
-    mkdir -p "$RUN/cri-py"
-    protoc -I "$d" --python_out="$RUN/cri-py" --grpc_python_out="$RUN/cri-py" \
-        --plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin "$d/v1.proto"
-}
-
 step_cri() {
     local kubelet_dir=$RUN/kubelet-seccomp/profiles
-    cri_stubs || { fail "cri: no CRI v1 stubs (cargo fetch of $CRI_PROTO_CRATE $CRI_PROTO_VERSION, protoc)"; return 1; }
+    cri_stubs "$RUN/cri-py" || { fail "cri: no CRI v1 stubs (cargo fetch of the k8s-cri crate, protoc)"; return 1; }
     # where a kubelet keeps Localhost profiles (/var/lib/kubelet/seccomp/...): it sends the full path
     mkdir -p "$kubelet_dir"
     cp "$PROFILE" "$kubelet_dir/cuttlefish-cvd.json"

@@ -64,20 +64,26 @@ cargo_path() {
     done
     echo "$p"
 }
-# crate_source CRATE VERSION DIR: the published source of a crates.io package, unpacked as DIR
-crate_source() {
-    local crate=$1 version=$2 dir=$3 tmp
-    tmp=$(mktemp -d)
-    mkdir -p "$tmp/src"
-    : >"$tmp/src/lib.rs"
-    printf '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n%s = "=%s"\n' \
-        "$crate" "$version" >"$tmp/Cargo.toml"
-    PATH=$(cargo_path) cargo fetch --quiet --manifest-path "$tmp/Cargo.toml" &&
-        mkdir -p "$(dirname "$dir")" &&
-        tar -xzf "$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$crate-$version.crate" | head -1)" -C "$(dirname "$dir")"
-    local rc=$?
-    rm -rf "$tmp"
-    [ $rc -eq 0 ] && [ -d "$dir" ]
+# cri_stubs OUT: Python stubs of the CRI v1 API (module v1_pb2) in OUT, generated with Debian's
+# protoc from the api.proto that the k8s-cri crate ships (fetched once into $CACHE with cargo)
+cri_stubs() {
+    local out=$1 crate=k8s-cri version=0.11.0 proto=$CACHE/cri-proto/v1.proto tmp rc
+    if [ ! -f "$proto" ]; then
+        tmp=$(mktemp -d)
+        mkdir -p "$tmp/src" "$(dirname "$proto")"
+        : >"$tmp/src/lib.rs"
+        printf '[package]\nname = "cri-proto"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n%s = "=%s"\n' \
+            $crate $version >"$tmp/Cargo.toml"
+        PATH=$(cargo_path) cargo fetch --quiet --manifest-path "$tmp/Cargo.toml" &&
+            tar -xzOf "$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/$crate-$version.crate | head -1)" \
+                $crate-$version/proto/v1.proto >"$proto.new" && mv "$proto.new" "$proto"
+        rc=$?
+        rm -rf "$tmp"
+        [ $rc -eq 0 ] || return 1
+    fi
+    mkdir -p "$out"
+    protoc -I "$(dirname "$proto")" --python_out="$out" --grpc_python_out="$out" \
+        --plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin "$proto"
 }
 
 # --- things outside $W: created only when absent, recorded, removed on exit ------------------
@@ -237,6 +243,49 @@ make_tun_node() {
     mkdir -p "$RUN/dev"
     mknod -m 0666 "$RUN/dev/tun" c "$(stat -c %Hr /dev/net/tun)" "$(stat -c %Lr /dev/net/tun)"
 }
+
+# --- containerd, started by hand -------------------------------------------------------------
+# write_containerd_config DIR PAUSE_IMAGE CNI_BIN CNI_CONF_DIR: DIR/config.toml for Debian's
+# containerd 1.6 with its CRI plugin, everything (runc's state included) under DIR, the socket at
+# DIR/containerd.sock
+write_containerd_config() {
+    local dir=$1 pause=$2 cni_bin=$3 cni_conf=$4
+    mkdir -p "$dir"
+    cat >"$dir/config.toml" <<EOF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+[grpc]
+  address = "$dir/containerd.sock"
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$pause"
+  # root here lacks CAP_SYS_RESOURCE: the pause container's oom_score_adj -998 would be refused
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "$dir/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$cni_bin"
+    conf_dir = "$cni_conf"
+    max_conf_num = 1
+EOF
+}
+# every capability of this kernel, one `--cap-drop NAME` pair per line (ctr 1.6 has no --cap-drop ALL)
+all_caps_dropped() {
+    local c
+    for c in $(capsh --decode=0x$(printf '%x' $(((1 << ($(cat /proc/sys/kernel/cap_last_cap) + 1)) - 1))) | cut -d= -f2 | tr ',' ' '); do
+        printf -- '--cap-drop\n%s\n' "${c^^}"
+    done
+}
+PAUSE_CMD='["/bin/sleep","2147483647"]' # a CRI sandbox's container must live as long as the pod
 
 # --- images: busybox-static rootfs with tunprobe and the inside script --------------------------
 # /usr stays an empty directory: the guest step bind-mounts the host's /usr (read-only) there to

@@ -7,7 +7,8 @@
 # are recorded and killed by PID; cleanup removes only namespaces and mounts of ours.
 
 CFE2E_WORK=${CFSEC_WORK:-/tmp/cfsec}
-# need_pkgs, save_pid/kill_saved, kill_netns_pids, umount_under_work, make_docker_archive, check
+# need_pkgs, save_pid/kill_saved, kill_netns_pids, umount_under_work, make_docker_archive, check,
+# write_containerd_config, all_caps_dropped
 source "$HERE/e2e/lib.sh"
 NODE=cfsec-node UP=cfsec-up PROBE=cfsec-probe POD=cfsec-pod
 CD=$RUN/containerd
@@ -24,46 +25,13 @@ BUNDLES=$CD/state/io.containerd.runtime.v2.task # <namespace>/<container id>/con
 
 ctr_() { in_node "${CTR[@]}" "$@"; }
 
-# every capability of this kernel, as ctr 1.6 wants them (it has no --cap-drop ALL)
-all_caps_dropped() {
-    local c
-    for c in $(capsh --decode=0x$(printf '%x' $(((1 << ($(cat /proc/sys/kernel/cap_last_cap) + 1)) - 1))) | cut -d= -f2 | tr ',' ' '); do
-        printf -- '--cap-drop\n%s\n' "${c^^}"
-    done
-}
-
 # start_containerd: Debian's containerd in cfsec-node, CRI plugin on (host-network pods need no CNI)
 start_containerd() {
     local d
     for d in "${RUN_DIRS[@]}"; do [ -e "$d" ] || echo "$d" >>"$RUN/created-run-dirs"; done
     ip netns add $NODE
     ip -n $NODE link set lo up
-    mkdir -p "$CD"
-    cat >"$CD/config.toml" <<EOF
-version = 2
-root = "$CD/root"
-state = "$CD/state"
-[grpc]
-  address = "$CD_SOCK"
-[ttrpc]
-  address = "$CD_SOCK.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$CD/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE_IMG"
-  # root here lacks CAP_SYS_RESOURCE: the pause container's oom_score_adj -998 would be refused
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        Root = "$CD/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    conf_dir = "$CD/net.d"
-    bin_dir = "$CD/cni-bin"
-EOF
+    write_containerd_config "$CD" $PAUSE_IMG "$CD/cni-bin" "$CD/net.d"
     nsenter --net=/run/netns/$NODE containerd --config "$CD/config.toml" >"$LOG/containerd.log" 2>&1 &
     save_pid containerd $!
     local n=200
@@ -92,22 +60,8 @@ import_images() {
     make_docker_archive "$RUN/rootfs.tar" "$RUN/image.tar" $IMG 1000:1000
     ctr_ images import "$RUN/image.tar" >/dev/null
     in_node ctr --address "$CD_SOCK" --namespace k8s.io images import "$RUN/image.tar" >/dev/null
-    pause_archive "$RUN/rootfs.tar" "$RUN/pause.tar"
+    make_docker_archive "$RUN/rootfs.tar" "$RUN/pause.tar" $PAUSE_IMG "" "$PAUSE_CMD"
     in_node ctr --address "$CD_SOCK" --namespace k8s.io images import "$RUN/pause.tar" >/dev/null
-}
-
-# pause_archive LAYER OUT: hack/e2e's one-layer docker-archive, with a command that stays up (a
-# CRI sandbox's container must live as long as the pod)
-pause_archive() {
-    local d=$RUN/docker-archive csha
-    make_docker_archive "$1" "$2" $PAUSE_IMG ""
-    jq -c '.config.Cmd = ["/bin/sleep", "2147483647"]' "$d/$(jq -r '.[0].Config' "$d/manifest.json")" >"$d/config.new"
-    rm -f "$d/$(jq -r '.[0].Config' "$d/manifest.json")"
-    csha=$(sha256sum "$d/config.new" | cut -d' ' -f1)
-    mv "$d/config.new" "$d/$csha.json"
-    jq -c --arg c "$csha.json" '.[0].Config = $c' "$d/manifest.json" >"$d/manifest.new"
-    mv "$d/manifest.new" "$d/manifest.json"
-    tar --numeric-owner --owner=0 --group=0 -C "$d" -cf "$2" .
 }
 
 # capture_runtime_default OUT: the .linux.seccomp that containerd writes into the task bundle for
