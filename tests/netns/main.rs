@@ -16,4 +16,5 @@ mod ownership;
 mod selection;
 mod settings;
 mod support;
+mod upgrade;
 mod vsock_cid;
