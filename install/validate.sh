@@ -98,9 +98,10 @@ def baseline_violations(pod):
 def project_violations(pod):
     found = []
     annotations = pod["metadata"].get("annotations", {})
-    for name, wanted in (("cuttlefish.dev/instances", "1"), ("cuttlefish.dev/base-instance", "auto")):
-        if annotations.get(name) != wanted:
-            found.append(f"annotation {name} is not {wanted!r}")
+    if annotations.get("cuttlefish.dev/instances") != "1":
+        found.append("annotation cuttlefish.dev/instances is not '1'")
+    if annotations.get("cuttlefish.dev/base-instance") == "auto":
+        found.append("annotation cuttlefish.dev/base-instance is 'auto', removed in 0.2.0")
     for container in pod["spec"]["containers"]:
         limits = container.get("resources", {}).get("limits", {})
         for device in DEVICES:

@@ -9,13 +9,14 @@ use crate::netlink::route::{Address, Link};
 use crate::nft;
 use crate::plan::{HostAddress, Plan, SYSCTLS};
 
-pub fn differences(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner) -> Result<Vec<String>> {
+/// `alias` is the one ADD wrote on every link: the pod reads its vsock CID there.
+pub fn differences(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, alias: &str) -> Result<Vec<String>> {
     let links = kernel.links()?;
     let addresses = kernel.addresses()?;
     let mut diffs = Vec::new();
 
     for bridge in &plan.bridges {
-        let Some(link) = find_ours(&links, bridge.name, owner, &mut diffs) else {
+        let Some(link) = find_ours(&links, bridge.name, owner, alias, &mut diffs) else {
             continue;
         };
         match link.bridge {
@@ -36,7 +37,7 @@ pub fn differences(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner) -> Resul
     }
 
     for tap in &plan.taps {
-        let Some(link) = find_ours(&links, &tap.name, owner, &mut diffs) else {
+        let Some(link) = find_ours(&links, &tap.name, owner, alias, &mut diffs) else {
             continue;
         };
         match link.tun {
@@ -95,16 +96,26 @@ pub fn differences(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner) -> Resul
     Ok(diffs)
 }
 
-fn find_ours<'a>(links: &'a [Link], name: &str, owner: &Owner, diffs: &mut Vec<String>) -> Option<&'a Link> {
+fn find_ours<'a>(
+    links: &'a [Link],
+    name: &str,
+    owner: &Owner,
+    alias: &str,
+    diffs: &mut Vec<String>,
+) -> Option<&'a Link> {
     let Some(link) = links.iter().find(|l| l.name == name) else {
         diffs.push(format!("{name} is missing"));
         return None;
     };
-    if !link.alias.as_deref().is_some_and(|a| owner.owns_alias(a)) {
-        diffs.push(format!(
+    match link.alias.as_deref() {
+        Some(actual) if actual == alias => {}
+        Some(actual) if owner.owns_alias(actual) => {
+            diffs.push(format!("{name} has alias {actual:?}, expected {alias:?}"))
+        }
+        _ => diffs.push(format!(
             "{name} is not marked as created for this attachment (alias {:?})",
             link.alias
-        ));
+        )),
     }
     if link.group != LINK_GROUP {
         diffs.push(format!(

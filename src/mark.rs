@@ -40,12 +40,17 @@ impl Owner {
         &self.0
     }
 
-    /// The alias of every link we create: `/sys/class/net/<link>/ifalias` shows it to anyone.
+    /// The alias of every link we create: `/sys/class/net/<link>/ifalias` shows it to anyone,
+    /// so the pod reads its first vsock CID there (`cid=`, with `vsockCid: "auto"` only).
     pub fn link_alias(&self, settings: &Settings) -> String {
-        format!(
+        let alias = format!(
             "{PREFIX} owner={} base={} instances={}",
             self.0, settings.base_instance, settings.instances
-        )
+        );
+        match settings.vsock_cid {
+            Some(cid) => format!("{alias} cid={cid}"),
+            None => alias,
+        }
     }
 
     pub fn owns_alias(&self, alias: &str) -> bool {
@@ -224,6 +229,7 @@ mod tests {
         let settings = Settings {
             instances: 2,
             base_instance: 5,
+            vsock_cid: None,
             tap_owner: None,
             tap_group: None,
             clamp_mss: false,
@@ -235,6 +241,28 @@ mod tests {
         assert!(!Owner::of(&attachment("x", "eth0")).owns_alias(&alias));
         assert!(!is_ours("cuttlefish-cni"));
         assert!(!is_ours("my own bridge owner=1"));
+    }
+
+    #[test]
+    fn alias_names_the_cid_when_one_was_allocated_and_old_aliases_still_parse() {
+        let owner = Owner::of(&attachment("abc", "eth0"));
+        let settings = Settings {
+            instances: 1,
+            base_instance: 1,
+            vsock_cid: Some(1026),
+            tap_owner: None,
+            tap_group: None,
+            clamp_mss: false,
+            dns_redirect: None,
+        };
+        let alias = owner.link_alias(&settings);
+        assert_eq!(
+            alias,
+            format!("cuttlefish-cni owner={} base=1 instances=1 cid=1026", owner.tag())
+        );
+        assert!(owner.owns_alias(&alias) && is_ours(&alias));
+        let previous_release = format!("cuttlefish-cni owner={} base=7 instances=2", owner.tag());
+        assert!(owner.owns_alias(&previous_release) && is_ours(&previous_release));
     }
 
     #[test]

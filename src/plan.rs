@@ -231,6 +231,7 @@ mod tests {
         Plan::new(&Settings {
             instances,
             base_instance,
+            vsock_cid: None,
             tap_owner: Some(7),
             tap_group: None,
             clamp_mss: false,
@@ -406,6 +407,7 @@ mod tests {
         let p = Plan::new(&Settings {
             instances: 1,
             base_instance: 1,
+            vsock_cid: None,
             tap_owner: None,
             tap_group: None,
             clamp_mss: true,

@@ -28,6 +28,9 @@ pub fn run(invocation: &Invocation, stdin: &[u8]) -> Result<Option<Value>> {
             conf.unknown_keys.join(", ")
         );
     }
+    for obsolete in &conf.obsolete {
+        log::warn!("{obsolete}");
+    }
     let conf = &conf;
     match &invocation.command {
         Command::Add { netns, attachment } => add(conf, netns, attachment).map(Some),
@@ -95,7 +98,7 @@ fn add(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<Valu
         )),
         Err(e) => {
             if let Err(release) = instances::release(conf, attachment) {
-                log::error!("releasing the instance numbers of the failed ADD: {release}");
+                log::error!("releasing the vsock CIDs of the failed ADD: {release}");
             }
             Err(e)
         }
@@ -109,11 +112,13 @@ fn check(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<()
         return Ok(());
     }
     let netns = open_pod_netns(netns_path)?;
-    let plan = Plan::new(&instances::current(conf, attachment)?);
+    let settings = instances::current(conf, attachment)?;
+    let plan = Plan::new(&settings);
     let owner = Owner::of(attachment);
+    let alias = owner.link_alias(&settings);
     let mut diffs = netns.run(|| {
         let mut kernel = open_kernel(netns_path)?;
-        check::differences(&mut kernel, &plan, &owner)
+        check::differences(&mut kernel, &plan, &owner, &alias)
     })?;
     if let Some(dhcp) = &conf.dhcp {
         diffs.extend(dhcp::check(conf, dhcp, attachment));
@@ -138,7 +143,8 @@ fn open_kernel(netns: &str) -> Result<impl Kernel> {
 }
 
 /// DEL removes what carries this attachment's mark, whatever the configuration says now,
-/// releases its instance numbers, and succeeds when the netns is already gone.
+/// releases its vsock CIDs (and the instance numbers an earlier release allocated), and
+/// succeeds when the netns is already gone.
 fn del(conf: &NetConf, netns_path: Option<&str>, attachment: &Attachment) -> Result<()> {
     let in_netns = remove_from_netns(netns_path, &Owner::of(attachment));
     if let Some(dhcp) = &conf.dhcp {
@@ -172,8 +178,9 @@ fn remove_from_netns(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
 }
 
 /// GC: our links and rules live in pod netns and die with them. The node-side state is the
-/// instance allocations of `baseInstance: "auto"` and, with `dhcp`, the agent's registrations:
-/// both are dropped here for attachments that are no longer valid.
+/// vsock CIDs of `vsockCid: "auto"` (and the instance numbers an earlier release's
+/// `baseInstance: "auto"` allocated) and, with `dhcp`, the agent's registrations: all are
+/// dropped here for attachments that are no longer valid.
 fn gc(conf: &NetConf) -> Result<()> {
     conf.version.require(Version::V1_1_0, "GC")?;
     if let (Some(dhcp), Some(valid)) = (&conf.dhcp, &conf.valid_attachments) {

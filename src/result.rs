@@ -48,6 +48,7 @@ mod tests {
         let plan = Plan::new(&Settings {
             instances: 1,
             base_instance: 1,
+            vsock_cid: None,
             tap_owner: None,
             tap_group: None,
             clamp_mss: false,

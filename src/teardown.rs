@@ -114,6 +114,7 @@ pub fn owned_links(links: &[Link], owner: &Owner, record: Option<&TableRecord>) 
             let settings = Settings {
                 instances: r.instances,
                 base_instance: r.base_instance,
+                vsock_cid: None,
                 tap_owner: None,
                 tap_group: None,
                 clamp_mss: false,

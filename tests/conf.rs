@@ -153,3 +153,114 @@ fn every_file_in_conf_is_valid() {
     assert_eq!(conf.request.instances, 2);
     assert!(conf.selected);
 }
+
+/// Runs conf/cvd-vsock-cid.sh with only `env` (and PATH) set; its stdout on success.
+fn vsock_cid_script(env: &[(&str, &str)]) -> Result<String, String> {
+    let out = std::process::Command::new("sh")
+        .arg(conf_dir().join("cvd-vsock-cid.sh"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    if out.status.success() {
+        assert!(stderr.is_empty(), "{env:?}: {stderr}");
+        Ok(stdout.trim_end_matches('\n').to_string())
+    } else {
+        assert!(stdout.is_empty(), "{env:?}: printed {stdout:?} and failed");
+        Err(stderr)
+    }
+}
+
+/// The CID launch_cvd gives each of `instances` instances for a `--vsock_guest_cid` flag:
+/// `vsock_guest_cid_vec[i] + num - GetInstance()`, that is vector[i] + i with instances
+/// numbered from the base, where an index past the vector's end takes its first value
+/// (assemble_cvd's flags.cc, GetFlagIntValueForInstances).
+fn launch_cvd_cids(flag: &str, instances: usize) -> Vec<u64> {
+    let vector: Vec<u64> = flag
+        .strip_prefix("--vsock_guest_cid=")
+        .unwrap_or_else(|| panic!("not the flag: {flag:?}"))
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (0..instances)
+        .map(|i| vector.get(i).copied().unwrap_or(vector[0]) + i as u64)
+        .collect()
+}
+
+#[test]
+fn the_vsock_cid_script_maps_instance_i_to_the_i_th_cid_from_the_device_plugin() {
+    let sets: [&[u64]; 6] = [
+        &[3],
+        &[3, 4, 5],
+        &[3, 7, 8],
+        &[10, 12, 14, 15],
+        &[1000, 1001, 1003, 1004, 1010],
+        &[4294967290, 4294967294],
+    ];
+    for set in sets {
+        let list = set.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let lowest = set[0].to_string();
+        for env in [
+            vec![("VSOCK_CIDS", list.as_str())],
+            vec![("VSOCK_CIDS", list.as_str()), ("VSOCK_CID", lowest.as_str())],
+        ] {
+            let flag = vsock_cid_script(&env).unwrap_or_else(|e| panic!("{env:?}: {e}"));
+            assert_eq!(launch_cvd_cids(&flag, set.len()), set, "{env:?}: {flag}");
+            let contiguous = set.windows(2).all(|w| w[1] == w[0] + 1);
+            assert_eq!(!flag.contains(','), contiguous, "{env:?}: {flag}");
+        }
+    }
+    // VSOCK_CID alone: the lowest of a contiguous set.
+    let flag = vsock_cid_script(&[("VSOCK_CID", "41")]).unwrap();
+    assert_eq!(launch_cvd_cids(&flag, 3), [41, 42, 43]);
+}
+
+#[test]
+fn the_vsock_cid_script_refuses_what_is_not_an_ascending_cid_list() {
+    for env in [
+        vec![("VSOCK_CIDS", "5,4")],
+        vec![("VSOCK_CIDS", "4,4")],
+        vec![("VSOCK_CIDS", "2")],
+        vec![("VSOCK_CIDS", "4294967295")],
+        vec![("VSOCK_CIDS", "99999999999999999999")],
+        vec![("VSOCK_CIDS", "3,,4")],
+        vec![("VSOCK_CIDS", "3,4,")],
+        vec![("VSOCK_CIDS", "-3")],
+        vec![("VSOCK_CIDS", "03")],
+        vec![("VSOCK_CIDS", "3 4")],
+        vec![("VSOCK_CIDS", "$(id)")],
+        vec![("VSOCK_CID", "x")],
+        vec![("VSOCK_CIDS", "3,4"), ("VSOCK_CID", "4")],
+    ] {
+        let err = vsock_cid_script(&env).expect_err(&format!("{env:?} was accepted"));
+        assert!(err.starts_with("cvd-vsock-cid.sh: "), "{env:?}: {err}");
+    }
+}
+
+#[test]
+fn the_vsock_cid_script_reads_the_cid_of_vsock_cid_auto_from_the_link_alias() {
+    let sysfs = std::env::temp_dir().join(format!("cfcni-conf-sysfs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&sysfs);
+    std::fs::create_dir_all(sysfs.join("cvd-ebr")).unwrap();
+    let root = sysfs.to_str().unwrap();
+    let alias = |text: &str| std::fs::write(sysfs.join("cvd-ebr/ifalias"), text).unwrap();
+
+    alias("cuttlefish-cni owner=0123456789abcdef base=1 instances=2 cid=41\n");
+    let flag = vsock_cid_script(&[("CVD_VSOCK_CID_SYSFS_NET", root)]).unwrap();
+    assert_eq!(launch_cvd_cids(&flag, 2), [41, 42]);
+    // The device plugin's variables come first.
+    let flag = vsock_cid_script(&[("CVD_VSOCK_CID_SYSFS_NET", root), ("VSOCK_CIDS", "7,9")]).unwrap();
+    assert_eq!(launch_cvd_cids(&flag, 2), [7, 9]);
+    // Without vsockCid "auto" (and in the previous release) the alias has no cid=.
+    alias("cuttlefish-cni owner=0123456789abcdef base=1 instances=1\n");
+    let err = vsock_cid_script(&[("CVD_VSOCK_CID_SYSFS_NET", root)]).unwrap_err();
+    assert!(err.contains("VSOCK_CIDS") && err.contains("vsockCid"), "{err}");
+    alias("my own bridge cid=5\n");
+    assert!(vsock_cid_script(&[("CVD_VSOCK_CID_SYSFS_NET", root)]).is_err());
+    std::fs::remove_file(sysfs.join("cvd-ebr/ifalias")).unwrap();
+    assert!(vsock_cid_script(&[("CVD_VSOCK_CID_SYSFS_NET", root)]).is_err());
+    std::fs::remove_dir_all(&sysfs).unwrap();
+}

@@ -4,7 +4,8 @@
 #![no_main]
 
 use cuttlefish_cni::cni::{parse_cni_args, Attachment, Command, Invocation};
-use cuttlefish_cni::config::{peek_version, BaseInstance, NetConf, MAX_INSTANCE};
+use cuttlefish_cni::config::{peek_version, NetConf, MAX_CID, MAX_INSTANCE, MIN_CID};
+use cuttlefish_cni::mark::Owner;
 use cuttlefish_cni::plan::Plan;
 use libfuzzer_sys::fuzz_target;
 
@@ -25,22 +26,21 @@ fuzz_target!(|data: &[u8]| {
     let _ = peek_version(stdin);
     if let Ok(conf) = NetConf::parse(stdin, &invocation) {
         let request = conf.request;
-        let (low, high) = conf.allocation.range;
-        assert!(1 <= low && low <= high && high <= MAX_INSTANCE);
+        let (low, high) = conf.allocation.cid_range;
+        assert!(MIN_CID <= low && low <= high && high <= MAX_CID);
         assert!(request.instances >= 1);
         assert!(request.tap_owner != Some(u32::MAX) && request.tap_group != Some(u32::MAX));
-        let base = match request.base {
-            BaseInstance::Number(base) => {
-                assert!(base >= 1 && base + request.instances - 1 <= MAX_INSTANCE);
-                base
-            }
-            // Allocation picks a block inside the range; the largest possible base must fit.
-            BaseInstance::Auto => {
-                assert!(request.instances <= high - low + 1);
-                high - request.instances + 1
-            }
-        };
-        let plan = Plan::new(&request.settings(base));
+        let base = request.base;
+        assert!(base >= 1 && base + request.instances - 1 <= MAX_INSTANCE);
+        // Allocation picks a block inside the range; the highest possible first CID must fit.
+        let cid = conf.allocation.vsock_cid.then(|| {
+            assert!(request.instances - 1 <= high - low);
+            high - (request.instances - 1)
+        });
+        let settings = request.settings(base, cid);
+        let plan = Plan::new(&settings);
+        let alias = Owner::of(&Attachment { container_id: "fuzz".into(), ifname: "eth0".into() }).link_alias(&settings);
+        assert!(alias.len() < 256, "IFALIASZ");
         assert_eq!(plan.taps.len(), 4 * request.instances as usize);
         assert!(plan.link_names().all(|n| n.len() <= 15));
     }

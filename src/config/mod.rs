@@ -14,6 +14,12 @@ use std::path::PathBuf;
 
 /// Largest number of instances Cuttlefish's host-resources script provisions (mtap/wifiap bands).
 pub const MAX_INSTANCE: u32 = 128;
+/// The vsock CIDs `vsockCid: "auto"` hands out unless `cidRange` says otherwise: 1024 of them,
+/// from the first CID a guest may have (0-2 are reserved).
+pub const DEFAULT_CID_RANGE: (u32, u32) = (3, 1026);
+/// `/dev/vhost-vsock` refuses CIDs 0-2 and u32::MAX (VMADDR_CID_ANY).
+pub const MIN_CID: u32 = 3;
+pub const MAX_CID: u32 = u32::MAX - 1;
 /// How many instances one pod may take unless `maxInstancesPerPod` says otherwise.
 pub const DEFAULT_MAX_INSTANCES_PER_POD: u32 = 16;
 /// stdin larger than this is refused before parsing. A chained config with Cilium's prevResult
@@ -29,19 +35,12 @@ pub enum Select {
     All,
 }
 
-/// Where a pod's first instance number comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BaseInstance {
-    Number(u32),
-    /// Allocated on the node at ADD (see `alloc`), so vsock CIDs never collide.
-    Auto,
-}
-
 /// What a pod asks for, after per-pod overrides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
     pub instances: u32,
-    pub base: BaseInstance,
+    /// The first instance number: 1 unless the plugin key or the pod names one.
+    pub base: u32,
     pub tap_owner: Option<u32>,
     pub tap_group: Option<u32>,
     pub clamp_mss: bool,
@@ -49,11 +48,12 @@ pub struct Request {
 }
 
 impl Request {
-    /// The settings to build once the first instance number is known.
-    pub fn settings(&self, base_instance: u32) -> Settings {
+    /// The settings to build once the instance numbers and the vsock CIDs are known.
+    pub fn settings(&self, base_instance: u32, vsock_cid: Option<u32>) -> Settings {
         Settings {
             instances: self.instances,
             base_instance,
+            vsock_cid,
             tap_owner: self.tap_owner,
             tap_group: self.tap_group,
             clamp_mss: self.clamp_mss,
@@ -62,12 +62,25 @@ impl Request {
     }
 }
 
-/// Where and from which numbers `baseInstance: "auto"` allocates.
+/// Node-unique vsock CIDs for runtimes without a kubelet, and where the node's allocations live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllocationConfig {
-    /// Inclusive; operators shrink it to keep numbers (CIDs) for other VM runtimes on the node.
-    pub range: (u32, u32),
+    /// `vsockCid: "auto"`: ADD allocates the pod's CIDs (see `alloc`).
+    pub vsock_cid: bool,
+    /// `cidRange`, inclusive: the CIDs handed out on this node.
+    pub cid_range: (u32, u32),
+    /// Whether `cidRange` was set rather than defaulted.
+    pub cid_range_declared: bool,
     pub data_dir: PathBuf,
+}
+
+impl AllocationConfig {
+    /// `cidRange` as the CIDs another allocator hands out on this node: set explicitly in a
+    /// network that allocates none itself (with `vsockCid: "auto"` every pod's CIDs are
+    /// allocated, so a pod's own instance numbers cannot collide).
+    fn declared_range(&self) -> Option<(u32, u32)> {
+        (self.cid_range_declared && !self.vsock_cid).then_some(self.cid_range)
+    }
 }
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/cuttlefish-cni";
@@ -88,6 +101,8 @@ pub struct DhcpConfig {
 pub struct Settings {
     pub instances: u32,
     pub base_instance: u32,
+    /// The first of the CIDs `vsockCid: "auto"` allocated; instance i of the pod has this + i.
+    pub vsock_cid: Option<u32>,
     pub tap_owner: Option<u32>,
     pub tap_group: Option<u32>,
     /// Clamp the TCP MSS of forwarded SYNs to the path MTU (`clampMss`).
@@ -121,6 +136,9 @@ pub struct NetConf {
     pub valid_attachments: Option<Vec<Attachment>>,
     /// Keys we do not know; logged as a warning, never an error (runtimes and Multus add keys).
     pub unknown_keys: Vec<String>,
+    /// Removed keys and values, accepted with a warning by every command but ADD so that pods
+    /// built before an upgrade can still be checked and removed.
+    pub obsolete: Vec<String>,
 }
 
 /// Keys defined by the CNI spec or runtimes that we accept without a warning.
@@ -139,7 +157,7 @@ const SPEC_KEYS: [&str; 13] = [
     "disableCheck",
     "disableGC",
 ];
-const PLUGIN_KEYS: [&str; 15] = [
+const PLUGIN_KEYS: [&str; 17] = [
     "instances",
     "maxInstancesPerPod",
     "baseInstance",
@@ -149,6 +167,8 @@ const PLUGIN_KEYS: [&str; 15] = [
     "logFile",
     "logLevel",
     "instanceRange",
+    "vsockCid",
+    "cidRange",
     "dataDir",
     "clampMss",
     "dnsRedirect",
@@ -226,10 +246,14 @@ impl NetConf {
             }
         };
         let selected = select == Select::All || channels.pod_asks();
-        let allocation = allocation_config(&root)?;
-        let dhcp = dhcp_config(&root)?;
         let admitting = matches!(invocation.command, Command::Add { .. });
-        let mut request = request(&root, &channels, &allocation, admitting)?;
+        let mut obsolete = Obsolete {
+            admitting,
+            accepted: Vec::new(),
+        };
+        let allocation = allocation_config(&root, &mut obsolete)?;
+        let dhcp = dhcp_config(&root)?;
+        let mut request = request(&root, &channels, &allocation, &mut obsolete)?;
         // Only the pods the plugin builds for need a DNS server, and only ADD and CHECK use it.
         let needs_server =
             selected && matches!(invocation.command, Command::Add { .. } | Command::Check { .. });
@@ -266,6 +290,7 @@ impl NetConf {
             prev_result,
             valid_attachments,
             unknown_keys,
+            obsolete: obsolete.accepted,
         })
     }
 }
@@ -302,17 +327,44 @@ fn validate_network_name(name: &str) -> Result<(), Error> {
     }
 }
 
+/// What replaced `baseInstance: "auto"`, removed in 0.2.0.
+const AUTO_REPLACED_BY: &str = "was removed in 0.2.0: every pod runs instances 1..n, and node-unique vsock CIDs come from the device plugin of cuttlefish-cni-agent (resource cuttlefish.dev/vsock-cid) or, for runtimes without a kubelet, from the plugin key vsockCid: \"auto\"";
+
+/// Removed keys and values. ADD refuses them with code 7, naming what replaced them. Every
+/// other command accepts them with a warning: a conflist or pod spec of the previous release
+/// must not keep its pods from being checked, deleted and collected after an upgrade.
+struct Obsolete {
+    admitting: bool,
+    accepted: Vec<String>,
+}
+
+impl Obsolete {
+    fn removed(&mut self, field: &str, value: impl ToString, replaced_by: &str) -> Result<(), Error> {
+        let error = Error::invalid(field, value, replaced_by);
+        if self.admitting {
+            return Err(error);
+        }
+        self.accepted
+            .push(format!("{error}; accepted for pods built before the upgrade"));
+        Ok(())
+    }
+}
+
 /// The plugin keys behind a [`Request`], checked on every call, whether or not the pod
 /// overrides them: a broken key must not wait for the first pod without an override.
 struct PluginRequest {
     instances: u32,
-    base: BaseInstance,
+    base: u32,
     tap_owner: Option<u32>,
     tap_group: Option<u32>,
     max_per_pod: u32,
 }
 
-fn plugin_request(root: &Map<String, Value>, allocation: &AllocationConfig) -> Result<PluginRequest, Error> {
+fn plugin_request(
+    root: &Map<String, Value>,
+    allocation: &AllocationConfig,
+    obsolete: &mut Obsolete,
+) -> Result<PluginRequest, Error> {
     let max_per_pod =
         plugin_number(root, "maxInstancesPerPod", 1, MAX_INSTANCE)?.unwrap_or(DEFAULT_MAX_INSTANCES_PER_POD);
     let instances = plugin_number(root, overrides::INSTANCES.plugin_key, 1, MAX_INSTANCE)?.unwrap_or(1);
@@ -324,18 +376,13 @@ fn plugin_request(root: &Map<String, Value>, allocation: &AllocationConfig) -> R
         ));
     }
     let base = match root.get(overrides::BASE_INSTANCE.plugin_key) {
-        None | Some(Value::Null) => BaseInstance::Number(1),
-        Some(Value::String(s)) if s == "auto" => BaseInstance::Auto,
-        Some(Value::Number(n)) => {
-            parse_bounded("baseInstance", &n.to_string(), 1, MAX_INSTANCE).map(BaseInstance::Number)?
+        None | Some(Value::Null) => 1,
+        Some(auto @ Value::String(s)) if s == "auto" => {
+            obsolete.removed("baseInstance", auto, AUTO_REPLACED_BY)?;
+            1
         }
-        Some(other) => {
-            return Err(Error::invalid(
-                "baseInstance",
-                other,
-                "must be a number or \"auto\"",
-            ))
-        }
+        Some(Value::Number(n)) => parse_bounded("baseInstance", &n.to_string(), 1, MAX_INSTANCE)?,
+        Some(other) => return Err(Error::invalid("baseInstance", other, "must be a number")),
     };
     check_fits(base, instances, allocation)?;
     // u32::MAX is the kernel's "no owner" value, so it cannot be asked for.
@@ -348,22 +395,22 @@ fn plugin_request(root: &Map<String, Value>, allocation: &AllocationConfig) -> R
     })
 }
 
-/// Plugin keys, then per-pod overrides, each checked against the same bounds. `admitting` (ADD)
-/// adds what a pod may ask for on this node. DEL and CHECK skip those limits, so a pod admitted
-/// under an earlier configuration can still be checked and removed.
+/// Plugin keys, then per-pod overrides, each checked against the same bounds. ADD adds what a
+/// pod may ask for on this node. DEL and CHECK skip those limits, so a pod admitted under an
+/// earlier configuration can still be checked and removed.
 fn request(
     root: &Map<String, Value>,
     pod: &PodChannels,
     allocation: &AllocationConfig,
-    admitting: bool,
+    obsolete: &mut Obsolete,
 ) -> Result<Request, Error> {
-    let plugin = plugin_request(root, allocation)?;
+    let plugin = plugin_request(root, allocation, obsolete)?;
     let pod_instances = pod_number(pod, &overrides::INSTANCES, 1, MAX_INSTANCE)?;
-    let pod_base = pod_base_instance(pod)?;
+    let pod_base = pod_base_instance(pod, obsolete)?;
     let instances = pod_instances.as_ref().map_or(plugin.instances, |(_, n)| *n);
     let base = pod_base.as_ref().map_or(plugin.base, |(_, b)| *b);
     check_fits(base, instances, allocation)?;
-    if admitting {
+    if obsolete.admitting {
         if let Some((source, asked)) = &pod_instances {
             if *asked > plugin.max_per_pod {
                 return Err(Error::invalid(
@@ -376,8 +423,8 @@ fn request(
                 ));
             }
         }
-        if let (Some((source, BaseInstance::Number(first))), BaseInstance::Auto) = (&pod_base, plugin.base) {
-            check_outside_range(source, *first, instances, allocation.range)?;
+        if let (Some((source, first)), Some(range)) = (&pod_base, allocation.declared_range()) {
+            check_default_cids_outside(source, *first, instances, range)?;
         }
     }
     let tap_owner = pod_number(pod, &overrides::TAP_OWNER, 0, u32::MAX - 1)?;
@@ -397,62 +444,65 @@ fn request(
     })
 }
 
-/// A fixed block must end at instance 128; an allocated one must fit `instanceRange`.
-fn check_fits(base: BaseInstance, instances: u32, allocation: &AllocationConfig) -> Result<(), Error> {
-    match base {
-        BaseInstance::Number(base_instance) => {
-            let last = u64::from(base_instance) + u64::from(instances) - 1;
-            if last > u64::from(MAX_INSTANCE) {
-                return Err(Error::invalid(
-                    "instances",
-                    format!("{instances} from baseInstance {base_instance}"),
-                    format!("the last instance would be {last}; instance numbers end at {MAX_INSTANCE}"),
-                ));
-            }
-        }
-        BaseInstance::Auto => {
-            let (low, high) = allocation.range;
-            if instances > high - low + 1 {
-                return Err(Error::invalid(
-                    "instances",
-                    instances,
-                    format!("more than instanceRange [{low}, {high}] holds"),
-                ));
-            }
-        }
+/// Instance numbers end at 128; with `vsockCid: "auto"` the pod's CIDs must fit `cidRange`.
+fn check_fits(base_instance: u32, instances: u32, allocation: &AllocationConfig) -> Result<(), Error> {
+    let last = u64::from(base_instance) + u64::from(instances) - 1;
+    if last > u64::from(MAX_INSTANCE) {
+        return Err(Error::invalid(
+            "instances",
+            format!("{instances} from baseInstance {base_instance}"),
+            format!("the last instance would be {last}; instance numbers end at {MAX_INSTANCE}"),
+        ));
+    }
+    let (low, high) = allocation.cid_range;
+    if allocation.vsock_cid && u64::from(instances) > u64::from(high - low) + 1 {
+        return Err(Error::invalid(
+            "instances",
+            instances,
+            format!("more vsock CIDs than cidRange [{low}, {high}] holds"),
+        ));
     }
     Ok(())
 }
 
-/// With `baseInstance: "auto"` the network hands out `instanceRange` to its pods, and the
-/// allocator does not know fixed blocks: a pod's own block there could take the numbers, hence
-/// the vsock CIDs, another pod holds or is about to get.
-fn check_outside_range(source: &str, first: u32, instances: u32, range: (u32, u32)) -> Result<(), Error> {
-    let last = first + instances - 1;
+/// A pod that names its own first instance N takes Cuttlefish's default vsock CIDs N+2.. unless
+/// it passes `--vsock_guest_cid`. Where `cidRange` declares the CIDs another allocator (the
+/// device plugin) hands out on this node, such a block could take CIDs another pod holds.
+fn check_default_cids_outside(
+    source: &str,
+    first: u32,
+    instances: u32,
+    range: (u32, u32),
+) -> Result<(), Error> {
+    let (cid_first, cid_last) = (first + 2, first + instances + 1);
     let (low, high) = range;
-    if last < low || first > high {
+    if cid_last < low || cid_first > high {
         return Ok(());
     }
     Err(Error::invalid(
         source,
         first,
         format!(
-            "instances {first}..{last} overlap instanceRange [{low}, {high}], from which this network allocates (baseInstance \"auto\"), so they could collide with another pod's instance numbers and vsock CIDs: ask for \"auto\" or for a block outside the range"
+            "instances {first}..{} take the default vsock CIDs {cid_first}..{cid_last}, which overlap cidRange [{low}, {high}], the CIDs handed out on this node: they could collide with another pod's CIDs. Drop the per-pod baseInstance and take the CIDs from the device plugin, set vsockCid: \"auto\", or move cidRange away from them",
+            first + instances - 1
         ),
     ))
 }
 
-/// The per-pod `baseInstance`, a number or "auto", with where it came from.
-fn pod_base_instance(pod: &PodChannels) -> Result<Option<(String, BaseInstance)>, Error> {
+/// The per-pod `baseInstance`, with where it came from. The removed value "auto" counts as no
+/// per-pod value where it is accepted (see [`Obsolete`]).
+fn pod_base_instance(pod: &PodChannels, obsolete: &mut Obsolete) -> Result<Option<(String, u32)>, Error> {
     let Some(PodValue { source, text }) = pod.value(&overrides::BASE_INSTANCE)? else {
         return Ok(None);
     };
-    let base = if text == "auto" {
-        BaseInstance::Auto
-    } else {
-        BaseInstance::Number(parse_bounded(&source, &text, 1, MAX_INSTANCE)?)
-    };
-    Ok(Some((source, base)))
+    if text == "auto" {
+        obsolete.removed(&source, "auto", AUTO_REPLACED_BY)?;
+        return Ok(None);
+    }
+    Ok(Some((
+        source.clone(),
+        parse_bounded(&source, &text, 1, MAX_INSTANCE)?,
+    )))
 }
 
 /// `dnsRedirect` as configured.
@@ -562,9 +612,27 @@ fn dhcp_config(root: &Map<String, Value>) -> Result<Option<DhcpConfig>, Error> {
     Ok(enabled.then_some(DhcpConfig { agent_socket, dns }))
 }
 
-fn allocation_config(root: &Map<String, Value>) -> Result<AllocationConfig, Error> {
-    let range = match root.get("instanceRange") {
-        None | Some(Value::Null) => (1, MAX_INSTANCE),
+fn allocation_config(root: &Map<String, Value>, obsolete: &mut Obsolete) -> Result<AllocationConfig, Error> {
+    if let Some(range) = root.get("instanceRange").filter(|v| !v.is_null()) {
+        obsolete.removed(
+            "instanceRange",
+            range,
+            "was removed in 0.2.0 with baseInstance \"auto\": instance numbers are no longer allocated. With vsockCid: \"auto\", cidRange says which vsock CIDs to allocate (instance N had CID N+2)",
+        )?;
+    }
+    let vsock_cid = match root.get("vsockCid") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) if s == "auto" => true,
+        Some(other) => {
+            return Err(Error::invalid(
+                "vsockCid",
+                other,
+                "must be \"auto\" (or absent, for CIDs from elsewhere)",
+            ))
+        }
+    };
+    let (cid_range, cid_range_declared) = match root.get("cidRange") {
+        None | Some(Value::Null) => (DEFAULT_CID_RANGE, false),
         Some(value) => {
             let bounds: Option<Vec<u64>> = value
                 .as_array()
@@ -572,17 +640,17 @@ fn allocation_config(root: &Map<String, Value>) -> Result<AllocationConfig, Erro
             match bounds.as_deref() {
                 Some(&[low, high])
                     if value.as_array().map(Vec::len) == Some(2)
-                        && 1 <= low
+                        && u64::from(MIN_CID) <= low
                         && low <= high
-                        && high <= u64::from(MAX_INSTANCE) =>
+                        && high <= u64::from(MAX_CID) =>
                 {
-                    (low as u32, high as u32)
+                    ((low as u32, high as u32), true)
                 }
                 _ => {
                     return Err(Error::invalid(
-                        "instanceRange",
+                        "cidRange",
                         value,
-                        format!("must be [first, last] with 1 <= first <= last <= {MAX_INSTANCE}"),
+                        format!("must be [first, last] with {MIN_CID} <= first <= last <= {MAX_CID}"),
                     ))
                 }
             }
@@ -593,7 +661,12 @@ fn allocation_config(root: &Map<String, Value>) -> Result<AllocationConfig, Erro
         Some(Value::String(s)) if s.starts_with('/') && !s.contains('\0') => PathBuf::from(s),
         Some(other) => return Err(Error::invalid("dataDir", other, "must be an absolute path")),
     };
-    Ok(AllocationConfig { range, data_dir })
+    Ok(AllocationConfig {
+        vsock_cid,
+        cid_range,
+        cid_range_declared,
+        data_dir,
+    })
 }
 
 fn plugin_number(root: &Map<String, Value>, key: &str, min: u32, max: u32) -> Result<Option<u32>, Error> {

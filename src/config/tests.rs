@@ -38,14 +38,16 @@ fn defaults() {
         conf.request,
         Request {
             instances: 1,
-            base: BaseInstance::Number(1),
+            base: 1,
             tap_owner: None,
             tap_group: None,
             clamp_mss: true,
             dns_redirect: None,
         }
     );
-    assert_eq!(conf.allocation.range, (1, 128));
+    assert!(!conf.allocation.vsock_cid);
+    assert_eq!(conf.allocation.cid_range, (3, 1026));
+    assert!(conf.obsolete.is_empty());
     assert_eq!(
         conf.allocation.data_dir,
         PathBuf::from("/var/lib/cni/cuttlefish-cni")
@@ -65,7 +67,7 @@ fn plugin_keys_are_read() {
     }))
     .unwrap();
     assert_eq!(conf.request.instances, 3);
-    assert_eq!(conf.request.base, BaseInstance::Number(63));
+    assert_eq!(conf.request.base, 63);
     assert_eq!(conf.request.tap_owner, Some(1000));
     assert_eq!(conf.request.tap_group, Some(0));
     assert!(conf.selected);
@@ -93,10 +95,7 @@ fn multus_args_and_cni_args_override() {
         json!({"cni": {"instances": 2, "baseInstance": "5"}}),
     ))
     .unwrap();
-    assert_eq!(
-        (conf.request.instances, conf.request.base),
-        (2, BaseInstance::Number(5))
-    );
+    assert_eq!((conf.request.instances, conf.request.base), (2, 5));
     let inv = add_invocation(&[("IgnoreUnknown", "1"), ("CUTTLEFISH_TAP_GROUP", "44")]);
     let conf = NetConf::parse(base().to_string().as_bytes(), &inv).unwrap();
     assert!(conf.selected);
@@ -218,73 +217,146 @@ fn peek_version_reads_only_the_version() {
     assert_eq!(peek_version(b"garbage"), None);
 }
 
+fn del_invocation_with(cni_args: &[(&str, &str)]) -> Invocation {
+    Invocation {
+        cni_args: cni_args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..del_invocation()
+    }
+}
+
+fn check_invocation() -> Invocation {
+    Invocation {
+        command: Command::Check {
+            attachment: Attachment {
+                container_id: "c1".into(),
+                ifname: "eth0".into(),
+            },
+            netns: "/run/netns/x".into(),
+        },
+        cni_args: Vec::new(),
+    }
+}
+
 #[test]
-fn base_instance_auto_from_the_plugin_key_or_the_pod() {
-    let conf = parse(with(base(), "baseInstance", json!("auto"))).unwrap();
-    assert_eq!(conf.request.base, BaseInstance::Auto);
-    let conf = parse(with(
+fn base_instance_auto_is_refused_by_add_and_accepted_for_pods_built_before_the_upgrade() {
+    let plugin_key = with(base(), "baseInstance", json!("auto"));
+    let err = parse(plugin_key.clone()).unwrap_err();
+    assert_eq!(err.code(), 7);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("baseInstance = \"auto\": was removed")
+            && text.contains("cuttlefish.dev/vsock-cid")
+            && text.contains("vsockCid: \"auto\""),
+        "{text}"
+    );
+    let annotation = with(
         base(),
         "runtimeConfig",
         json!({"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/base-instance": "auto"}}),
-    ))
-    .unwrap();
-    assert_eq!(conf.request.base, BaseInstance::Auto);
-    let inv = add_invocation(&[("CUTTLEFISH_BASE_INSTANCE", "auto")]);
-    let conf = NetConf::parse(base().to_string().as_bytes(), &inv).unwrap();
-    assert_eq!(conf.request.base, BaseInstance::Auto);
-    // Auto ignores the 128 ceiling of a fixed base but must fit the range.
+    );
+    let err = parse(annotation.clone()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("runtimeConfig[\"io.kubernetes.cri.pod-annotations\"][\"cuttlefish.dev/base-instance\"] = auto: was removed"),
+        "{err}"
+    );
+    let pod_auto = [("CUTTLEFISH_BASE_INSTANCE", "auto")];
+    let err = error_of(&base(), &add_invocation(&pod_auto));
+    assert!(
+        err.to_string()
+            .starts_with("CNI_ARGS CUTTLEFISH_BASE_INSTANCE = auto"),
+        "{err}"
+    );
+
+    for (conf, invocation) in [
+        (plugin_key.clone(), del_invocation()),
+        (plugin_key, check_invocation()),
+        (annotation, del_invocation()),
+        (base(), del_invocation_with(&pod_auto)),
+    ] {
+        let conf = NetConf::parse(conf.to_string().as_bytes(), &invocation).unwrap();
+        assert_eq!(conf.request.base, 1);
+        assert_eq!(conf.obsolete.len(), 1, "{:?}", conf.obsolete);
+        assert!(conf.obsolete[0].contains("accepted for pods built before the upgrade"));
+    }
+}
+
+#[test]
+fn instance_range_is_refused_by_add_and_accepted_otherwise() {
+    let conf = with(base(), "instanceRange", json!([10, 128]));
+    let err = parse(conf.clone()).unwrap_err();
+    assert_eq!(err.code(), 7);
+    assert!(
+        err.to_string()
+            .starts_with("instanceRange = [10,128]: was removed")
+            && err.to_string().contains("cidRange"),
+        "{err}"
+    );
+    let del = NetConf::parse(conf.to_string().as_bytes(), &del_invocation()).unwrap();
+    assert_eq!(del.obsolete.len(), 1);
+    // As the previous release wrote it: both removed keys, and each is reported.
+    let old = with(conf, "baseInstance", json!("auto"));
+    let del = NetConf::parse(old.to_string().as_bytes(), &del_invocation()).unwrap();
+    assert_eq!(del.obsolete.len(), 2);
+    assert!(del.unknown_keys.is_empty());
+}
+
+#[test]
+fn vsock_cid_auto_and_cid_range() {
+    let conf = parse(with(base(), "vsockCid", json!("auto"))).unwrap();
+    assert!(conf.allocation.vsock_cid);
+    assert_eq!(conf.allocation.cid_range, (3, 1026));
     let conf = with(
         with(
-            with(base(), "baseInstance", json!("auto")),
-            "instanceRange",
-            json!([10, 12]),
+            with(base(), "vsockCid", json!("auto")),
+            "cidRange",
+            json!([1000, 1002]),
         ),
         "instances",
         json!(3),
     );
-    assert_eq!(parse(conf).unwrap().allocation.range, (10, 12));
+    assert_eq!(parse(conf).unwrap().allocation.cid_range, (1000, 1002));
+    let widest = with(base(), "cidRange", json!([3, 4294967294u64]));
+    assert_eq!(parse(widest).unwrap().allocation.cid_range, (3, u32::MAX - 1));
 }
 
 #[test]
 fn allocation_keys_are_checked() {
-    let auto = with(base(), "baseInstance", json!("auto"));
+    let auto = with(base(), "vsockCid", json!("auto"));
     let cases = [
+        (with(auto.clone(), "cidRange", json!([2, 10])), "cidRange"),
+        (with(auto.clone(), "cidRange", json!([5, 4])), "cidRange"),
         (
-            with(auto.clone(), "instanceRange", json!([0, 10])),
-            "instanceRange",
+            with(auto.clone(), "cidRange", json!([3, 4294967295u64])),
+            "cidRange",
         ),
-        (
-            with(auto.clone(), "instanceRange", json!([5, 4])),
-            "instanceRange",
-        ),
-        (
-            with(auto.clone(), "instanceRange", json!([1, 129])),
-            "instanceRange",
-        ),
-        (with(auto.clone(), "instanceRange", json!([1])), "instanceRange"),
-        (
-            with(auto.clone(), "instanceRange", json!([1, 2, 3])),
-            "instanceRange",
-        ),
-        (
-            with(auto.clone(), "instanceRange", json!("1-128")),
-            "instanceRange",
-        ),
+        (with(auto.clone(), "cidRange", json!([3])), "cidRange"),
+        (with(auto.clone(), "cidRange", json!([3, 4, 5])), "cidRange"),
+        (with(auto.clone(), "cidRange", json!("3-1026")), "cidRange"),
+        (with(auto.clone(), "cidRange", json!([3.5, 10])), "cidRange"),
         (
             with(
-                with(auto.clone(), "instanceRange", json!([1, 2])),
+                with(auto.clone(), "cidRange", json!([3, 4])),
                 "instances",
                 json!(3),
             ),
             "instances",
         ),
         (with(auto.clone(), "dataDir", json!("var/lib")), "dataDir"),
+        (with(base(), "vsockCid", json!(true)), "vsockCid"),
+        (with(base(), "vsockCid", json!("automatic")), "vsockCid"),
+        (with(base(), "vsockCid", json!(3)), "vsockCid"),
         (with(base(), "baseInstance", json!("automatic")), "baseInstance"),
     ];
     for (conf, field) in cases {
-        let err = parse(conf.clone()).unwrap_err();
-        assert_eq!(err.code(), 7, "{conf}: {err}");
-        assert!(err.to_string().starts_with(field), "{conf}: {err}");
+        for invocation in [add_invocation(&[]), del_invocation()] {
+            let err = error_of(&conf, &invocation);
+            assert_eq!(err.code(), 7, "{conf}: {err}");
+            assert!(err.to_string().starts_with(field), "{conf}: {err}");
+        }
     }
 }
 
@@ -349,9 +421,9 @@ fn dns_redirect_without_a_server_fails_add_but_not_del() {
 #[test]
 fn plugin_keys_raise_no_unknown_key_warning() {
     let conf = json!({
-        "cniVersion": "1.1.0", "name": "n", "type": "cuttlefish-cni", "instances": 1, "baseInstance": "auto",
+        "cniVersion": "1.1.0", "name": "n", "type": "cuttlefish-cni", "instances": 1, "baseInstance": 2,
         "tapOwner": 1, "tapGroup": 1, "select": "all", "maxInstancesPerPod": 4, "logFile": "/l", "logLevel": "info",
-        "instanceRange": [1, 2], "dataDir": "/d", "clampMss": true, "dnsRedirect": ["10.0.0.1"],
+        "vsockCid": "auto", "cidRange": [3, 4], "dataDir": "/d", "clampMss": true, "dnsRedirect": ["10.0.0.1"],
         "capabilities": {}, "runtimeConfig": {}, "args": {}, "ipam": {}, "dns": {}, "cni.dev/valid-attachments": []
     });
     assert_eq!(parse(conf).unwrap().unknown_keys, Vec::<String>::new());
@@ -461,7 +533,7 @@ fn a_pod_may_not_ask_for_more_than_max_instances_per_pod() {
         text.starts_with("CNI_ARGS CUTTLEFISH_INSTANCES = 17") && text.contains("maxInstancesPerPod (16)"),
         "{text}"
     );
-    let auto = with(base(), "baseInstance", json!("auto"));
+    let auto = with(base(), "vsockCid", json!("auto"));
     let err = error_of(&auto, &asks("128"));
     assert!(err.to_string().contains("maxInstancesPerPod (16)"), "{err}");
     let four = with(base(), "maxInstancesPerPod", json!(4));
@@ -522,42 +594,56 @@ fn max_instances_per_pod_is_checked_and_bounds_the_plugin_key() {
 }
 
 #[test]
-fn an_explicit_base_may_not_overlap_the_range_the_network_allocates_from() {
-    let auto = with(base(), "baseInstance", json!("auto"));
+fn an_explicit_base_whose_default_cids_fall_in_a_declared_cid_range_is_refused() {
     let pod = |base: &str, n: &str| {
         add_invocation(&[("CUTTLEFISH_BASE_INSTANCE", base), ("CUTTLEFISH_INSTANCES", n)])
     };
-    let err = error_of(&auto, &pod("5", "1"));
+    // cidRange set in a network that allocates no CIDs: the device plugin's range.
+    let declared = with(base(), "cidRange", json!([100, 1123]));
+    let ok = NetConf::parse(declared.to_string().as_bytes(), &pod("90", "8")).unwrap();
+    assert_eq!(ok.request.base, 90);
+    let err = error_of(&declared, &pod("97", "2"));
     assert_eq!(err.code(), 7);
     let text = err.to_string();
     assert!(
-        text.starts_with("CNI_ARGS CUTTLEFISH_BASE_INSTANCE = 5") && text.contains("instanceRange [1, 128]"),
+        text.starts_with("CNI_ARGS CUTTLEFISH_BASE_INSTANCE = 97")
+            && text.contains("vsock CIDs 99..100")
+            && text.contains("cidRange [100, 1123]"),
         "{text}"
     );
-    let narrowed = with(auto.clone(), "instanceRange", json!([17, 128]));
-    let outside = NetConf::parse(narrowed.to_string().as_bytes(), &pod("1", "16")).unwrap();
-    assert_eq!(outside.request.base, BaseInstance::Number(1));
-    let err = error_of(&narrowed, &pod("10", "8"));
-    assert!(err.to_string().contains("instanceRange [17, 128]"), "{err}");
     let annotation = with(
-        narrowed,
+        declared.clone(),
         "runtimeConfig",
-        json!({"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/base-instance": "128"}}),
+        json!({"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/base-instance": "98"}}),
     );
     let err = parse(annotation).unwrap_err();
     assert!(
         err.to_string().starts_with(
-            "runtimeConfig[\"io.kubernetes.cri.pod-annotations\"][\"cuttlefish.dev/base-instance\"] = 128"
+            "runtimeConfig[\"io.kubernetes.cri.pod-annotations\"][\"cuttlefish.dev/base-instance\"] = 98"
         ),
         "{err}"
     );
-    // A network with a fixed base does not allocate from instanceRange by itself.
+    // With vsockCid "auto" every pod's CIDs are allocated: any base is harmless.
+    let allocating = with(declared.clone(), "vsockCid", json!("auto"));
+    assert_eq!(
+        NetConf::parse(allocating.to_string().as_bytes(), &pod("98", "1"))
+            .unwrap()
+            .request
+            .base,
+        98
+    );
+    // Without a declared range the plugin knows of no other allocator.
     let fixed = NetConf::parse(base().to_string().as_bytes(), &pod("5", "1")).unwrap();
-    assert_eq!(fixed.request.base, BaseInstance::Number(5));
+    assert_eq!(fixed.request.base, 5);
+    // A plugin-level base is the network's own choice.
+    assert_eq!(
+        parse(with(declared.clone(), "baseInstance", json!(98)))
+            .unwrap()
+            .request
+            .base,
+        98
+    );
     // DEL of a pod admitted under an earlier configuration still works.
-    let del = Invocation {
-        cni_args: vec![("CUTTLEFISH_BASE_INSTANCE".into(), "5".into())],
-        ..del_invocation()
-    };
-    assert!(NetConf::parse(auto.to_string().as_bytes(), &del).is_ok());
+    let del = del_invocation_with(&[("CUTTLEFISH_BASE_INSTANCE", "98")]);
+    assert!(NetConf::parse(declared.to_string().as_bytes(), &del).is_ok());
 }

@@ -170,10 +170,47 @@ fn bad_input_gets_the_right_code_and_creates_nothing() {
             7,
         ),
         case(
-            "annotation base inside the range the network allocates from",
+            "annotation base whose default CIDs fall in a declared cidRange",
             conf(
-                json!({"baseInstance": "auto", "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/base-instance": "1"}}}),
+                json!({"cidRange": [3, 1026], "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"cuttlefish.dev/base-instance": "1"}}}),
             ),
+            &ns,
+            7,
+        ),
+        case(
+            "baseInstance auto, removed",
+            conf(json!({"baseInstance": "auto"})),
+            &ns,
+            7,
+        ),
+        case(
+            "annotation base-instance auto, removed",
+            annotations(json!({"cuttlefish.dev/base-instance": "auto"})),
+            &ns,
+            7,
+        ),
+        case(
+            "instanceRange, removed",
+            conf(json!({"instanceRange": [1, 128]})),
+            &ns,
+            7,
+        ),
+        case("vsockCid true", conf(json!({"vsockCid": true})), &ns, 7),
+        case(
+            "cidRange from 2",
+            conf(json!({"vsockCid": "auto", "cidRange": [2, 10]})),
+            &ns,
+            7,
+        ),
+        case(
+            "cidRange past u32::MAX - 1",
+            conf(json!({"cidRange": [3, 4294967295u64]})),
+            &ns,
+            7,
+        ),
+        case(
+            "more instances than cidRange holds",
+            conf(json!({"vsockCid": "auto", "cidRange": [3, 4], "instances": 3})),
             &ns,
             7,
         ),
@@ -241,6 +278,12 @@ fn bad_input_gets_the_right_code_and_creates_nothing() {
             "CUTTLEFISH_INSTANCES=17",
             7,
         ),
+        env(
+            "CNI_ARGS base instance auto, removed",
+            "CNI_ARGS",
+            "CUTTLEFISH_BASE_INSTANCE=auto",
+            7,
+        ),
         // The network namespace: 8
         case("netns is a regular file", good.clone(), "/etc/hostname", 8),
         case("netns is a directory", good.clone(), dir.to_str().unwrap(), 8),
@@ -264,6 +307,7 @@ fn bad_input_gets_the_right_code_and_creates_nothing() {
         let out = pod.exec_raw(PLUGIN, "ADD", &c.stdin, &c.netns, &c.env);
         assert_eq!(out.error_code(), c.code, "{}: {out:?}", c.what);
         assert_eq!(pod.snapshot(), before, "{} changed the pod", c.what);
+        assert!(pod.allocated_cids().is_empty(), "{} allocated a CID", c.what);
     }
 }
 

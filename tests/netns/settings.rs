@@ -1,7 +1,7 @@
 //! What every call checks and what one pod may ask for: plugin keys are checked even when a pod
 //! overrides them, a pod's request is bounded by `maxInstancesPerPod`, a pod's explicit block
-//! stays out of the range the network allocates from, and `dnsRedirect` is resolved only for
-//! pods the plugin acts on.
+//! keeps its default vsock CIDs out of a declared `cidRange`, and `dnsRedirect` is resolved only
+//! for pods the plugin acts on.
 
 use crate::expect;
 use crate::support::{unique_id, Netns, Pod, PLUGIN};
@@ -19,17 +19,11 @@ fn message(out: &crate::support::Outcome) -> String {
     out.json()["msg"].as_str().unwrap().to_string()
 }
 
-fn allocated_files(pod: &Pod) -> usize {
-    std::fs::read_dir(pod.alloc_dir().join("cfnet")).map_or(0, |dir| {
-        dir.filter(|e| e.as_ref().unwrap().file_name() != "lock").count()
-    })
-}
-
 #[test]
 fn a_pod_asking_for_more_than_max_instances_per_pod_gets_code_7_and_nothing() {
     let pod = Pod::new("1.0.0");
     let before = pod.snapshot();
-    let conf = pod.conf(json!({"baseInstance": "auto"}));
+    let conf = pod.conf(json!({"vsockCid": "auto"}));
     let out = pod.exec(PLUGIN, "ADD", &conf, &[("CNI_ARGS", "CUTTLEFISH_INSTANCES=128")]);
     assert_eq!(out.error_code(), 7, "{out:?}");
     let msg = message(&out);
@@ -38,45 +32,58 @@ fn a_pod_asking_for_more_than_max_instances_per_pod_gets_code_7_and_nothing() {
         "{msg}"
     );
     assert_eq!(pod.snapshot(), before);
-    assert_eq!(allocated_files(&pod), 0);
+    assert!(pod.allocated_cids().is_empty());
 
-    let lowered = pod.conf(json!({"baseInstance": "auto", "maxInstancesPerPod": 3}));
+    let lowered = pod.conf(json!({"vsockCid": "auto", "maxInstancesPerPod": 3}));
     let out = pod.exec(PLUGIN, "ADD", &lowered, &[("CNI_ARGS", "CUTTLEFISH_INSTANCES=4")]);
     assert_eq!(out.error_code(), 7, "{out:?}");
     assert_eq!(pod.snapshot(), before);
     let env = [("CNI_ARGS", "CUTTLEFISH_INSTANCES=3")];
     pod.exec(PLUGIN, "ADD", &lowered, &env).assert_ok();
-    assert_eq!(allocated_files(&pod), 3);
+    assert_eq!(pod.allocated_cids().len(), 3);
     pod.exec(PLUGIN, "DEL", &lowered, &env).assert_ok();
     expect::untouched(&pod);
 }
 
 #[test]
-fn an_explicit_block_inside_the_allocated_range_is_refused_and_one_outside_works() {
+fn an_explicit_block_whose_default_cids_fall_in_a_declared_cid_range_is_refused() {
     let node = Arc::new(Netns::new("node", &unique_id()));
     let (allocating, explicit) = (Pod::on_node("1.0.0", node.clone()), Pod::on_node("1.0.0", node));
-    let conf = |pod: &Pod| pod.conf(json!({"baseInstance": "auto", "instanceRange": [3, 20]}));
-    allocating.plugin("ADD", &conf(&allocating)).assert_ok();
-    expect::objects(&allocating, &[3], None, None);
-
+    // The device plugin hands out CIDs 5-20 on this node; this network allocates none.
+    let declared = |pod: &Pod| pod.conf(json!({"cidRange": [5, 20]}));
     let before = explicit.snapshot();
     let inside = [("CNI_ARGS", "CUTTLEFISH_BASE_INSTANCE=2;CUTTLEFISH_INSTANCES=2")];
-    let out = explicit.exec(PLUGIN, "ADD", &conf(&explicit), &inside);
+    let out = explicit.exec(PLUGIN, "ADD", &declared(&explicit), &inside);
     assert_eq!(out.error_code(), 7, "{out:?}");
-    assert!(message(&out).contains("instanceRange [3, 20]"), "{out:?}");
+    let msg = message(&out);
+    assert!(
+        msg.contains("vsock CIDs 4..5") && msg.contains("cidRange [5, 20]"),
+        "{msg}"
+    );
     assert_eq!(explicit.snapshot(), before);
-    assert_eq!(allocated_files(&explicit), 1);
 
-    let outside = [("CNI_ARGS", "CUTTLEFISH_BASE_INSTANCE=1;CUTTLEFISH_INSTANCES=2")];
+    let below = [("CNI_ARGS", "CUTTLEFISH_BASE_INSTANCE=1;CUTTLEFISH_INSTANCES=2")];
     explicit
-        .exec(PLUGIN, "ADD", &conf(&explicit), &outside)
+        .exec(PLUGIN, "ADD", &declared(&explicit), &below)
         .assert_ok();
     expect::objects(&explicit, &[1, 2], None, None);
     explicit
-        .exec(PLUGIN, "DEL", &conf(&explicit), &outside)
+        .exec(PLUGIN, "DEL", &declared(&explicit), &below)
         .assert_ok();
-    allocating.plugin("DEL", &conf(&allocating)).assert_ok();
-    assert_eq!(allocated_files(&allocating), 0);
+
+    // With vsockCid "auto" the CIDs are allocated, so the same block is harmless.
+    let auto = |pod: &Pod| pod.conf(json!({"vsockCid": "auto", "cidRange": [5, 20]}));
+    allocating.plugin("ADD", &auto(&allocating)).assert_ok();
+    explicit
+        .exec(PLUGIN, "ADD", &auto(&explicit), &inside)
+        .assert_ok();
+    expect::objects(&explicit, &[2, 3], None, None);
+    assert_eq!(explicit.allocated_cids(), (5..=7).collect());
+    explicit
+        .exec(PLUGIN, "DEL", &auto(&explicit), &inside)
+        .assert_ok();
+    allocating.plugin("DEL", &auto(&allocating)).assert_ok();
+    assert!(allocating.allocated_cids().is_empty());
 }
 
 #[test]

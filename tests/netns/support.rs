@@ -96,7 +96,7 @@ impl Drop for Netns {
             .args(["netns", "del", &self.0])
             .stderr(Stdio::null())
             .status();
-        // A node's host-local leases and instance allocations (see Pod::ipam_dir, alloc_dir).
+        // A node's host-local leases and CID allocations (see Pod::ipam_dir, alloc_dir).
         for suffix in ["ipam", "alloc"] {
             let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{}-{suffix}", self.0)));
         }
@@ -239,9 +239,17 @@ impl Pod {
         std::env::temp_dir().join(format!("{}-ipam", self.node.0))
     }
 
-    /// Instance allocations (`baseInstance: "auto"`), one directory per node like a real node.
+    /// The plugin's `dataDir` (vsock CID allocations), one directory per node like a real node.
     pub fn alloc_dir(&self) -> PathBuf {
         std::env::temp_dir().join(format!("{}-alloc", self.node.0))
+    }
+
+    /// The vsock CIDs allocated on this pod's node: one file per CID.
+    pub fn allocated_cids(&self) -> std::collections::BTreeSet<u32> {
+        std::fs::read_dir(self.alloc_dir().join("_vsock-cids")).map_or(Default::default(), |dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
     }
 
     /// Our plugin's configuration in this chain, with `extra` keys merged in.
