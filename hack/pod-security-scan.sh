@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A second opinion on the example pods' Pod Security: checkov (PyPI), limited to its checks that
 # are Pod Security Standards controls, run in an empty network namespace (`unshare -n`), so its
-# attempts to fetch guidelines go nowhere. hack/pod-security.py is the reference: checkov has no
+# attempts to fetch guidelines go nowhere. hack/pod_security.py is the reference: checkov has no
 # check for volume types, runAsUser 0, procMount, sysctls, SELinux or AppArmor, and its seccomp
 # check (CKV_K8S_31) accepts only RuntimeDefault, where restricted also allows Localhost.
 #   hack/pod-security-scan.sh FILE...

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Pod Security Standards, "latest", checked offline on manifests.
 
-  pod-security.py LEVEL FILE...   every Pod and workload pod template in FILE... must pass LEVEL
+  pod_security.py LEVEL FILE...   every Pod and workload pod template in FILE... must pass LEVEL
                                   (baseline or restricted), and so must its Namespace label
                                   pod-security.kubernetes.io/enforce when the Namespace is in FILE...
-  pod-security.py --self-test     the checker must catch a pod that breaks any control it checks
+  pod_security.py --self-test     the checker must catch a pod that breaks any control it checks
 
 The controls are those of https://kubernetes.io/docs/concepts/security/pod-security-standards/
 (baseline, then restricted on top). checkov (hack/pod-security-scan.sh) checks the same pods as a
