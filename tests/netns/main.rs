@@ -13,6 +13,7 @@ mod expect;
 mod faults;
 mod input;
 mod instances;
+mod ipv6;
 mod lifecycle;
 mod logging;
 mod ownership;
