@@ -34,6 +34,14 @@ pub fn differences(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, alias: &
             }
         }
         check_addresses(link, &addresses, Some(bridge.address), &mut diffs);
+        for (name, wanted) in bridge.ipv6_sysctls() {
+            // None: IPv6 is off on the node, and ADD set nothing.
+            if let Some(value) = kernel.read_sysctl(&name)? {
+                if value != wanted {
+                    diffs.push(format!("sysctl {name} is {value}, expected {wanted}"));
+                }
+            }
+        }
     }
 
     for tap in &plan.taps {

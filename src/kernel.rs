@@ -19,7 +19,8 @@ pub trait Kernel {
     /// atomically.
     fn create_nft_tables(&mut self, comment: &str, rules: &[(Rule, String)]) -> Result<()>;
     fn delete_nft_table(&mut self, table: nft::TableId, handle: u64) -> Result<()>;
-    /// Creates a bridge in our link group, STP off, forward_delay 0, up.
+    /// Creates a bridge in our link group, STP off, forward_delay 0, down (`configure_link`
+    /// brings it up).
     fn create_bridge(&mut self, name: &str) -> Result<()>;
     /// Creates a persistent TAP with the plan's flags and owner/group.
     fn create_tap(&mut self, tap: &TapPlan) -> Result<()>;

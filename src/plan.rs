@@ -46,6 +46,21 @@ pub struct BridgePlan {
     pub address: HostAddress,
 }
 
+/// What the host-resources service sets on each bridge (cuttlefish-net.md §9.2), under
+/// `net/ipv6/conf/<bridge>/`: IPv6 on whatever the pod's `default` says, an EUI-64 link-local
+/// address, SLAAC. Cuttlefish's fastboot proxy reaches the guest over that link-local address.
+const BRIDGE_IPV6_SYSCTLS: [(&str, &str); 3] =
+    [("disable_ipv6", "0"), ("addr_gen_mode", "0"), ("autoconf", "1")];
+
+impl BridgePlan {
+    /// The bridge's IPv6 sysctls with their values, in the order ADD writes them.
+    pub fn ipv6_sysctls(&self) -> impl Iterator<Item = (String, &'static str)> + '_ {
+        BRIDGE_IPV6_SYSCTLS
+            .iter()
+            .map(|(key, value)| (format!("net/ipv6/conf/{}/{key}", self.name), *value))
+    }
+}
+
 /// The four TAPs of one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TapRole {
@@ -346,6 +361,19 @@ mod tests {
             assert!(high.iter().any(|r| r == expected), "{expected} missing");
         }
         assert_eq!(high.last().unwrap(), r#"iifname "cvd-*" drop"#);
+    }
+
+    #[test]
+    fn both_bridges_get_ipv6_as_cuttlefish_sets_it() {
+        let plan = plan(1, 1);
+        let sysctls: Vec<Vec<(String, &str)>> =
+            plan.bridges.iter().map(|b| b.ipv6_sysctls().collect()).collect();
+        let expect = |bridge: &str| {
+            [("disable_ipv6", "0"), ("addr_gen_mode", "0"), ("autoconf", "1")]
+                .map(|(key, value)| (format!("net/ipv6/conf/{bridge}/{key}"), value))
+                .to_vec()
+        };
+        assert_eq!(sysctls, [expect("cvd-ebr"), expect("cvd-wbr")]);
     }
 
     #[test]

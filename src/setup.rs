@@ -8,7 +8,7 @@ use crate::kernel::Kernel;
 use crate::mark::{self, Owner, TableRecord};
 use crate::netlink::route::{Address, Link};
 use crate::nft;
-use crate::plan::{Plan, SYSCTLS};
+use crate::plan::{BridgePlan, Plan, SYSCTLS};
 use crate::teardown;
 use ipnetwork::Ipv4Network;
 
@@ -115,6 +115,25 @@ fn ensure_no_conflicts(found: &Found, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// Writes the bridge's IPv6 sysctls while it is still down: the kernel picks the link-local
+/// address's generation mode when the link comes up. A new link takes the pod's
+/// `net.ipv6.conf.default` values, which may have IPv6 off. Neither `disable_ipv6` nor
+/// `autoconf` has a netlink setter (`IFLA_INET6_CONF` is read-only), so all three go through
+/// /proc/sys. On a node booted with `ipv6.disable=1` they do not exist and nothing is written.
+fn enable_ipv6(kernel: &mut dyn Kernel, bridge: &BridgePlan) -> Result<()> {
+    let mut sysctls = bridge.ipv6_sysctls().peekable();
+    if let Some((first, _)) = sysctls.peek() {
+        if kernel.read_sysctl(first)?.is_none() {
+            log::info!("IPv6 is off on this node: {} gets no IPv6 settings", bridge.name);
+            return Ok(());
+        }
+    }
+    for (name, value) in sysctls {
+        kernel.write_sysctl(&name, value)?;
+    }
+    Ok(())
+}
+
 fn create_all(
     kernel: &mut dyn Kernel,
     plan: &Plan,
@@ -138,6 +157,7 @@ fn create_all(
     let alias = owner.link_alias(settings);
     for bridge in &plan.bridges {
         kernel.create_bridge(bridge.name)?;
+        enable_ipv6(kernel, bridge)?;
         kernel.configure_link(bridge.name, &alias, None)?;
     }
     let links = kernel.links()?;

@@ -109,11 +109,9 @@ impl RouteSocket {
         Ok(out)
     }
 
-    /// Creates a bridge with STP off and forward_delay 0, in our link group, up.
+    /// Creates a bridge with STP off and forward_delay 0, in our link group, down.
     pub fn create_bridge(&mut self, name: &str, group: u32) -> io::Result<()> {
         let mut link = LinkMessage::default();
-        link.header.flags = LinkFlags::Up;
-        link.header.change_mask = LinkFlags::Up;
         link.attributes = vec![
             LinkAttribute::IfName(name.to_string()),
             LinkAttribute::Group(group),

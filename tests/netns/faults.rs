@@ -6,9 +6,14 @@ use crate::support::{Pod, PLUGIN};
 use serde_json::json;
 
 const FAULT: &str = "CUTTLEFISH_CNI_FAULT";
-/// The kernel changes of an ADD of one instance: the nft batch (both tables), two sysctls, two bridges
-/// (create, configure), four TAPs (create, configure), four addresses.
-const ADD_CHANGES: usize = 1 + 2 + 2 * 2 + 4 * 2 + 4;
+/// The kernel changes of a bridge: create it (down), its three IPv6 sysctls, configure it (up).
+const BRIDGE_CHANGES: usize = 1 + 3 + 1;
+/// The first change of the bridges and of the TAPs (see `ADD_CHANGES`).
+const FIRST_BRIDGE_CHANGE: usize = 1 + 2 + 1;
+const FIRST_TAP_CHANGE: usize = FIRST_BRIDGE_CHANGE + 2 * BRIDGE_CHANGES;
+/// The kernel changes of an ADD of one instance: the nft batch (both tables), two sysctls, two
+/// bridges, four TAPs (create, configure), four addresses.
+const ADD_CHANGES: usize = FIRST_TAP_CHANGE - 1 + 4 * 2 + 4;
 
 #[test]
 fn add_failing_at_any_change_leaves_the_pod_as_it_was() {
@@ -68,7 +73,8 @@ fn a_new_add_after_a_kill_replaces_the_leftovers() {
     let pod = Pod::new("1.0.0");
     let conf = pod.conf(json!({}));
     // Killed right after the first TAP exists but before it carries our mark.
-    let out = pod.exec(PLUGIN, "ADD", &conf, &[(FAULT, "kill:8")]);
+    let kill = format!("kill:{FIRST_TAP_CHANGE}");
+    let out = pod.exec(PLUGIN, "ADD", &conf, &[(FAULT, &kill)]);
     assert_eq!(out.signal, Some(9), "{out:?}");
     pod.plugin("ADD", &conf).assert_ok();
     crate::expect::objects(&pod, &[1], None, None);
@@ -84,9 +90,17 @@ const TABLES: usize = 2;
 fn del_changes(add_kill: Option<usize>) -> usize {
     let k = add_kill.unwrap_or(ADD_CHANGES);
     let sysctls = usize::from(k >= 2) + usize::from(k >= 3);
-    // Changes 4..=15 create and configure the two bridges, then the four TAPs, in pairs.
-    let links_created = if k >= 4 { ((k - 4) / 2 + 1).min(6) } else { 0 };
-    let unconfigured_tap = (8..=14).contains(&k) && k.is_multiple_of(2);
+    let created = |first: usize, each: usize, count: usize| {
+        if k >= first {
+            ((k - first) / each + 1).min(count)
+        } else {
+            0
+        }
+    };
+    let links_created = created(FIRST_BRIDGE_CHANGE, BRIDGE_CHANGES, 2) + created(FIRST_TAP_CHANGE, 2, 4);
+    // A bridge is in our link group from its creation; a TAP only once configured.
+    let unconfigured_tap =
+        (FIRST_TAP_CHANGE..FIRST_TAP_CHANGE + 8).contains(&k) && (k - FIRST_TAP_CHANGE).is_multiple_of(2);
     let link_changes = match links_created {
         0 => 0,
         n if unconfigured_tap => n,

@@ -12,6 +12,7 @@ mod dhcp;
 mod expect;
 mod faults;
 mod input;
+mod ipv6;
 mod lifecycle;
 mod logging;
 mod ownership;

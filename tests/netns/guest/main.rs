@@ -22,14 +22,19 @@
 //!   cvd-test-guest garbage ADDR:PORT COUNT
 //!       sends COUNT datagrams that are not DHCP.
 //!   cvd-test-guest tcp-serve ADDR:PORT BYTES / tcp-exchange ADDR:PORT BYTES
-//!       the client sends BYTES bytes, the server reads them and sends BYTES back.
+//!       the client sends BYTES bytes, the server reads them and sends BYTES back. An IPv6
+//!       ADDR may name its link as Cuttlefish's fastboot proxy does: `[fe80::…%cvd-ebr]:5554`.
+//!   cvd-test-guest relay TUN_DEV IFNAME NETNS GUEST_IFNAME
+//!       a wire between two TAPs, for a guest with a kernel network stack: attaches to IFNAME
+//!       here and to GUEST_IFNAME in the network namespace NETNS, then copies frames both ways
+//!       until killed. Entering NETNS needs CAP_SYS_ADMIN.
 //!
 //! TUN_DEV is the path of a /dev/net/tun character device (10:200), so tests can use a node
 //! with the mode a stock host has without changing the host's own.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
             .parse()
             .map_err(|e| format!("{e}"))
             .and_then(|n| tcp_exchange(addr, n)),
+        ["relay", dev, ifname, netns, guest_ifname] => relay(dev, ifname, netns, guest_ifname),
         _ => Err("usage: see the comment at the top of tests/netns/guest/main.rs".into()),
     };
     match outcome {
@@ -136,6 +142,37 @@ fn attach(dev: &str, ifname: &str) -> Result<File, String> {
         return Err(format!("TUNSETIFF {ifname}: {}", std::io::Error::last_os_error()));
     }
     Ok(tun)
+}
+
+/// A TAP is bound to the network namespace of the thread that opens `/dev/net/tun`, so the
+/// guest's end is opened by a thread that entered `netns` first. Both ends keep the virtio-net
+/// header (the same size and format on both), so a frame passes as it is, header included.
+/// Like a wire, a frame the other end refuses is dropped.
+fn relay(dev: &str, ifname: &str, netns: &str, guest_ifname: &str) -> Result<String, String> {
+    let host_end = attach(dev, ifname)?;
+    let guest_end = std::thread::scope(|s| {
+        s.spawn(|| {
+            let ns = File::open(netns).map_err(|e| format!("open {netns}: {e}"))?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("setns {netns}: {e}"))?;
+            attach(dev, guest_ifname)
+        })
+        .join()
+        .map_err(|_| "the thread opening the guest's TAP panicked".to_string())?
+    })?;
+    let copy = |mut from: File, mut to: File| -> Result<String, String> {
+        let mut frame = vec![0u8; VNET_HDR_LEN + 65536];
+        loop {
+            let n = from.read(&mut frame).map_err(|e| format!("read: {e}"))?;
+            let _ = to.write(&frame[..n]);
+        }
+    };
+    let (host_in, guest_out) = (
+        host_end.try_clone().map_err(|e| e.to_string())?,
+        guest_end.try_clone().map_err(|e| e.to_string())?,
+    );
+    std::thread::spawn(move || copy(guest_out, host_in));
+    copy(host_end, guest_end)
 }
 
 fn udp_roundtrip(
@@ -427,10 +464,24 @@ fn accept_one(addr: &str) -> Result<(TcpStream, std::net::SocketAddr), String> {
 }
 
 fn connect(addr: &str) -> Result<TcpStream, String> {
-    let target = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let target = socket_addr(addr)?;
     let stream = TcpStream::connect_timeout(&target, TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
     set_timeouts(&stream)?;
     Ok(stream)
+}
+
+/// `addr` with a link name as its IPv6 scope (`[fe80::1%cvd-ebr]:5554`) turned into the link's
+/// index: the standard parser takes only a numeric scope.
+fn socket_addr(addr: &str) -> Result<SocketAddr, String> {
+    let resolved = match (addr.find('%'), addr.find(']')) {
+        (Some(start), Some(end)) if start < end && addr[start + 1..end].parse::<u32>().is_err() => {
+            let name = &addr[start + 1..end];
+            let index = nix::net::if_::if_nametoindex(name).map_err(|e| format!("link {name}: {e}"))?;
+            format!("{}{index}{}", &addr[..=start], &addr[end..])
+        }
+        _ => addr.to_string(),
+    };
+    resolved.parse().map_err(|e| format!("{addr}: {e}"))
 }
 
 fn set_timeouts(stream: &TcpStream) -> Result<(), String> {
