@@ -28,9 +28,15 @@ impl Agent {
         self.dir.join("agent.sock")
     }
 
-    /// (Re)starts the agent process (ours, killed by PID) on the same state directory.
+    /// (Re)starts the agent process (ours, killed by PID) on the same state directory. Its
+    /// stderr, where its log lines and any panic message go, is appended to `agent.log`.
     fn restart(&mut self) {
         self.process = None;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("agent.log"))
+            .unwrap();
         let child = Command::new(AGENT)
             .args([
                 "--socket",
@@ -38,7 +44,7 @@ impl Agent {
                 "--state-dir",
                 self.dir.join("state").to_str().unwrap(),
             ])
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         self.process = Some(Background(child));
@@ -49,10 +55,9 @@ impl Agent {
         }
     }
 
-    /// Fails the test if any thread of the agent panicked. (A release build aborts the whole
-    /// agent on a panic; this debug build would only lose the thread, so look for it.)
+    /// Fails the test if any thread of the agent panicked: the panic message is in its log.
     fn assert_no_panic(&self) {
-        let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap();
         assert!(!log.contains("panicked"), "the agent panicked:\n{log}");
     }
 
