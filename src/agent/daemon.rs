@@ -273,6 +273,11 @@ impl Agent {
                     .iter()
                     .map(|s| s.leases_active.load(Ordering::Relaxed))
                     .sum(),
+                rate_limited: p
+                    .servers
+                    .iter()
+                    .map(|s| s.rate_limited.load(Ordering::Relaxed))
+                    .sum(),
             })
             .collect();
         Status {
@@ -280,6 +285,7 @@ impl Agent {
             leases_active: pods.iter().map(|p| p.leases_active).sum(),
             leases_given: self.counters.leases_given.load(Ordering::Relaxed),
             errors: self.counters.errors.load(Ordering::Relaxed),
+            rate_limited: self.counters.rate_limited.load(Ordering::Relaxed),
             pods,
         }
     }

@@ -7,4 +7,5 @@ pub mod client;
 pub mod daemon;
 pub mod pool;
 pub mod protocol;
+pub mod rate_limit;
 pub mod server;

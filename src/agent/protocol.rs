@@ -60,6 +60,9 @@ pub struct Status {
     pub leases_active: usize,
     pub leases_given: u64,
     pub errors: u64,
+    /// Guest datagrams dropped unread by the per-bridge rate limit.
+    #[serde(default)]
+    pub rate_limited: u64,
     pub pods: Vec<PodStatus>,
 }
 
@@ -70,4 +73,6 @@ pub struct PodStatus {
     pub ifname: String,
     pub netns: String,
     pub leases_active: usize,
+    #[serde(default)]
+    pub rate_limited: u64,
 }
