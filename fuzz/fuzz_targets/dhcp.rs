@@ -1,7 +1,7 @@
 //! Fuzzes what the node agent's DHCP server answers to a guest: a sequence of datagrams, with
 //! time passing between them, against one bridge's pool, through the same `Responder::answer`
 //! the socket loop calls. It must never panic, and every answer must be a reply to that request
-//! with an address from the pool.
+//! with an address from the pool. The fuzzer builds with debug assertions and overflow checks.
 //!
 //! The input is a list of records: `advance kind len_hi len_lo body[len]`. `advance` moves the
 //! clock by that many half minutes (offers are held for one minute, leases last an hour). An
@@ -40,12 +40,14 @@ fuzz_target!(|data: &[u8]| {
             well_formed(body)
         };
         if let Some((reply, to)) = responder.answer(&datagram, now, &counters) {
-            let request = Message::from_bytes(&datagram).expect("only a decoded request is answered");
+            // Only a BOOTREQUEST from an Ethernet address, with the magic cookie, is answered.
+            assert_eq!(datagram[0], 1);
+            assert_eq!(datagram[2], 6);
+            assert_eq!(datagram.get(236..240), Some(&[99, 130, 83, 99][..]));
             let reply = Message::decode(&mut Decoder::new(&reply)).expect("the reply decodes");
             assert_eq!(reply.opcode(), Opcode::BootReply);
-            assert_eq!(reply.xid(), request.xid());
-            assert_eq!(request.hlen(), 6);
-            assert_eq!(reply.chaddr(), request.chaddr());
+            assert_eq!(reply.xid().to_be_bytes()[..], datagram[4..8]);
+            assert_eq!(reply.chaddr(), &datagram[28..34]);
             let yiaddr = reply.yiaddr().octets();
             assert!(
                 reply.yiaddr().is_unspecified()

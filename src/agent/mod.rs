@@ -4,6 +4,7 @@
 //! reference `dhcp` plugin's daemon serves clients.
 
 pub mod client;
+pub mod client_message;
 pub mod daemon;
 pub mod pool;
 pub mod protocol;

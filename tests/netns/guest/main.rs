@@ -18,8 +18,8 @@
 //!   cvd-test-guest dhcp-burst COUNT PER_SECOND
 //!       broadcasts COUNT DHCP DISCOVERs with random MACs at PER_SECOND, answers unread.
 //!   cvd-test-guest dhcp-malformed
-//!       broadcasts malformed BOOTREQUESTs: hlen 0, 7, 16, 17 and 255, truncated messages and
-//!       overflowing options; prints how many.
+//!       broadcasts malformed BOOTREQUESTs: hlen 0, 7, 16, 17 and 255, truncated messages,
+//!       overflowing options and options of impossible lengths; prints how many.
 //!   cvd-test-guest garbage ADDR:PORT COUNT
 //!       sends COUNT datagrams that are not DHCP.
 //!   cvd-test-guest tcp-serve ADDR:PORT BYTES / tcp-exchange ADDR:PORT BYTES
@@ -484,6 +484,12 @@ fn dhcp_malformed() -> Result<String, String> {
     let mut overloaded = with_options(&[53, 1, 1, 52, 1, 3, 255]);
     overloaded[44..236].fill(61);
     datagrams.push(overloaded);
+    // Options whose length dhcproto's decoder asserts, or subtracts from unchecked: Client FQDN
+    // (81) shorter than 3 bytes, Rapid Commit (80) with a value, a bulk leasequery time (154)
+    // that is not 4 bytes.
+    for odd in [&[81u8, 0][..], &[80, 1, 0], &[154, 1, 0]] {
+        datagrams.push(with_options(&[odd, &[53, 1, 1, 255]].concat()));
+    }
     for d in &datagrams {
         socket
             .send_to(d, DHCP_SERVERS)
