@@ -361,6 +361,11 @@ impl Agent {
                     .iter()
                     .map(|s| s.leases_active.load(Ordering::Relaxed))
                     .sum(),
+                rate_limited: p
+                    .servers
+                    .iter()
+                    .map(|s| s.rate_limited.load(Ordering::Relaxed))
+                    .sum(),
             })
             .collect();
         Status {
@@ -369,6 +374,7 @@ impl Agent {
             leases_given: self.counters.leases_given.load(Ordering::Relaxed),
             errors: self.counters.errors.load(Ordering::Relaxed),
             peers_refused: self.peers_refused.load(Ordering::Relaxed),
+            rate_limited: self.counters.rate_limited.load(Ordering::Relaxed),
             pods,
         }
     }

@@ -4,9 +4,11 @@
 //! reference `dhcp` plugin's daemon serves clients.
 
 pub mod client;
+pub mod client_message;
 pub mod daemon;
 pub mod pool;
 pub mod protocol;
+pub mod rate_limit;
 pub mod server;
 pub mod socket;
 pub mod state;

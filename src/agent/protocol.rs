@@ -66,6 +66,9 @@ pub struct Status {
     /// Connections refused because the peer's uid is not allowed (SO_PEERCRED).
     #[serde(default)]
     pub peers_refused: u64,
+    /// Guest datagrams dropped unread by the per-bridge rate limit.
+    #[serde(default)]
+    pub rate_limited: u64,
     pub pods: Vec<PodStatus>,
 }
 
@@ -76,4 +79,6 @@ pub struct PodStatus {
     pub ifname: String,
     pub netns: String,
     pub leases_active: usize,
+    #[serde(default)]
+    pub rate_limited: u64,
 }

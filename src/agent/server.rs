@@ -2,14 +2,22 @@
 //! once: its socket is then bound to that namespace and, with SO_BINDTODEVICE, to that bridge,
 //! so it never hears or answers anything outside the pod's bridge. The thread holds the pod
 //! netns while it runs, so it runs exactly as long as its `Running` handle lives.
+//!
+//! Every datagram comes from a guest, so from someone hostile. A token bucket caps how many the
+//! server handles, `Responder::answer` reads them with checked slicing only (`client_message`;
+//! the fuzz target `dhcp` runs it on arbitrary input), and a panic there all the same is caught
+//! per datagram and counted.
 
-use super::pool::{Mac, Pool, LEASE_TIME};
+use super::client_message::{self, ClientMessage};
+use super::pool::{Pool, LEASE_TIME};
 use super::protocol::BridgeSpec;
+use super::rate_limit::TokenBucket;
 use crate::netns::Netns;
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+use dhcproto::{Encodable, Encoder};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,12 +26,18 @@ const SERVER_PORT: u16 = 67;
 const CLIENT_PORT: u16 = 68;
 /// How often the server looks at its stop flag.
 const POLL: Duration = Duration::from_millis(500);
+/// Datagrams a server handles in a burst: every guest of a pod with 128 instances booting at
+/// once (DISCOVER and REQUEST each), twice over.
+const BURST: u32 = 512;
+/// Datagrams a server handles per second once the burst is spent; the rest are dropped unread.
+const PER_SECOND: u32 = 100;
 
 /// Counters shared by every server of the agent.
 #[derive(Default)]
 pub struct Counters {
     pub leases_given: AtomicU64,
     pub errors: AtomicU64,
+    pub rate_limited: AtomicU64,
 }
 
 /// A running server. Dropping it stops the server and waits for its thread to end, so no
@@ -34,6 +48,8 @@ pub struct Running {
     socket: UdpSocket,
     thread: Option<std::thread::JoinHandle<Result<(), crate::error::Error>>>,
     pub leases_active: Arc<AtomicUsize>,
+    /// Datagrams dropped by the rate limit.
+    pub rate_limited: Arc<AtomicU64>,
 }
 
 impl Drop for Running {
@@ -63,16 +79,17 @@ pub fn start(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let leases_active = Arc::new(AtomicUsize::new(0));
+    let rate_limited = Arc::new(AtomicU64::new(0));
     let mut server = Server {
-        bridge: bridge.clone(),
-        dns: dns.to_vec(),
-        pool: Pool::for_gateway(bridge.gateway),
+        responder: Responder::new(bridge.clone(), dns.to_vec()),
+        limit: TokenBucket::new(BURST, PER_SECOND, Instant::now()),
         counters,
         leases_active: leases_active.clone(),
+        rate_limited: rate_limited.clone(),
     };
     let thread_stop = stop.clone();
     let thread = netns
-        .spawn(move || match bind(&server.bridge.name) {
+        .spawn(move || match bind(&server.responder.bridge.name) {
             Ok(socket) => {
                 let _ = ready_tx.send(socket.try_clone());
                 server.serve(&socket, &thread_stop);
@@ -88,6 +105,7 @@ pub fn start(
             socket,
             thread: Some(thread),
             leases_active,
+            rate_limited,
         }),
         Ok(Err(e)) => {
             let _ = thread.join();
@@ -123,11 +141,11 @@ fn bind(device: &str) -> std::io::Result<UdpSocket> {
 }
 
 struct Server {
-    bridge: BridgeSpec,
-    dns: Vec<Ipv4Addr>,
-    pool: Pool,
+    responder: Responder,
+    limit: TokenBucket,
     counters: Arc<Counters>,
     leases_active: Arc<AtomicUsize>,
+    rate_limited: Arc<AtomicU64>,
 }
 
 impl Server {
@@ -148,83 +166,136 @@ impl Server {
                     continue
                 }
                 Err(e) => {
-                    log::warn!("DHCP on {}: {e}", self.bridge.name);
+                    log::warn!("DHCP on {}: {e}", self.responder.bridge.name);
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
             };
-            if let Some((reply, to)) = self.answer(&buf[..n], Instant::now()) {
+            let now = Instant::now();
+            if !self.limit.take(now) {
+                self.rate_limited.fetch_add(1, Ordering::Relaxed);
+                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let datagram = &buf[..n];
+            if let Some((reply, to)) =
+                self.isolated(|responder, counters| responder.answer(datagram, now, counters))
+            {
                 if let Err(e) = socket.send_to(&reply, to) {
-                    log::warn!("DHCP on {}: sending to {to}: {e}", self.bridge.name);
+                    log::warn!("DHCP on {}: sending to {to}: {e}", self.responder.bridge.name);
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
             // After every datagram: a RELEASE frees a lease and gets no reply.
             self.leases_active
-                .store(self.pool.active(Instant::now()), Ordering::Relaxed);
+                .store(self.responder.leases_active(now), Ordering::Relaxed);
         }
+    }
+
+    /// Runs `handle` on the responder. A panic in it (the release profile unwinds for this) is
+    /// counted as an error and costs this one datagram, not the agent; the pool starts over
+    /// empty, as after an agent restart, because the panic may have left it half-updated.
+    fn isolated<T>(&mut self, handle: impl FnOnce(&mut Responder, &Counters) -> Option<T>) -> Option<T> {
+        let (responder, counters) = (&mut self.responder, &*self.counters);
+        match catch_unwind(AssertUnwindSafe(|| handle(responder, counters))) {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                log::error!(
+                    "DHCP on {}: handling a datagram panicked; the pool starts over empty",
+                    self.responder.bridge.name
+                );
+                self.responder.pool = Pool::for_gateway(self.responder.bridge.gateway);
+                None
+            }
+        }
+    }
+}
+
+/// What one bridge's server answers, from its bridge, its DNS servers and its pool alone: the
+/// socket loop calls `answer` for each datagram, and so does the fuzz target.
+pub struct Responder {
+    bridge: BridgeSpec,
+    dns: Vec<Ipv4Addr>,
+    pool: Pool,
+}
+
+impl Responder {
+    pub fn new(bridge: BridgeSpec, dns: Vec<Ipv4Addr>) -> Responder {
+        let pool = Pool::for_gateway(bridge.gateway);
+        Responder { bridge, dns, pool }
+    }
+
+    pub fn leases_active(&self, now: Instant) -> usize {
+        self.pool.active(now)
     }
 
     /// The reply to one datagram and where to send it, or None (not for us, malformed, or no
     /// address left to offer).
-    fn answer(&mut self, datagram: &[u8], now: Instant) -> Option<(Vec<u8>, SocketAddrV4)> {
-        let Ok(request) = Message::decode(&mut Decoder::new(datagram)) else {
-            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+    pub fn answer(
+        &mut self,
+        datagram: &[u8],
+        now: Instant,
+        counters: &Counters,
+    ) -> Option<(Vec<u8>, SocketAddrV4)> {
+        let Some(request) = client_message::parse(datagram) else {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
             log::debug!(
-                "DHCP on {}: undecodable datagram of {} bytes",
+                "DHCP on {}: unusable datagram of {} bytes",
                 self.bridge.name,
                 datagram.len()
             );
             return None;
         };
-        let mac: Mac = request.chaddr().get(..6)?.try_into().ok()?;
-        if request.opcode() != Opcode::BootRequest || request.hlen() != 6 {
-            return None;
-        }
-        let server_id = match request.opts().get(OptionCode::ServerIdentifier) {
-            Some(DhcpOption::ServerIdentifier(id)) => Some(*id),
-            _ => None,
-        };
-        if server_id.is_some_and(|id| id != self.bridge.gateway) {
+        let mac = request.mac;
+        if request.server_id.is_some_and(|id| id != self.bridge.gateway) {
             // The client chose another server's offer.
             self.pool
-                .release(mac, requested(&request).unwrap_or(Ipv4Addr::UNSPECIFIED));
+                .release(mac, request.requested.unwrap_or(Ipv4Addr::UNSPECIFIED));
             return None;
         }
-        match request.opts().msg_type()? {
+        match request.kind? {
             MessageType::Discover => {
-                let address = self.pool.offer(mac, requested(&request), now)?;
-                Some(self.reply(&request, MessageType::Offer, address))
+                let address = self.pool.offer(mac, request.requested, now)?;
+                self.reply(&request, MessageType::Offer, address, counters)
             }
             MessageType::Request => {
-                let address = requested(&request).unwrap_or(request.ciaddr());
+                let address = request.requested.unwrap_or(request.ciaddr);
                 if self.pool.request(mac, address, now) {
-                    self.counters.leases_given.fetch_add(1, Ordering::Relaxed);
-                    Some(self.reply(&request, MessageType::Ack, address))
+                    counters.leases_given.fetch_add(1, Ordering::Relaxed);
+                    self.reply(&request, MessageType::Ack, address, counters)
                 } else {
-                    Some(self.reply(&request, MessageType::Nak, Ipv4Addr::UNSPECIFIED))
+                    self.reply(&request, MessageType::Nak, Ipv4Addr::UNSPECIFIED, counters)
                 }
             }
             MessageType::Release | MessageType::Decline => {
                 self.pool
-                    .release(mac, requested(&request).unwrap_or(request.ciaddr()));
+                    .release(mac, request.requested.unwrap_or(request.ciaddr));
                 None
             }
-            MessageType::Inform => Some(self.reply(&request, MessageType::Ack, Ipv4Addr::UNSPECIFIED)),
+            MessageType::Inform => self.reply(&request, MessageType::Ack, Ipv4Addr::UNSPECIFIED, counters),
             _ => None,
         }
     }
 
-    fn reply(&self, request: &Message, kind: MessageType, yiaddr: Ipv4Addr) -> (Vec<u8>, SocketAddrV4) {
+    fn reply(
+        &self,
+        request: &ClientMessage,
+        kind: MessageType,
+        yiaddr: Ipv4Addr,
+        counters: &Counters,
+    ) -> Option<(Vec<u8>, SocketAddrV4)> {
         let mut reply = Message::new_with_id(
-            request.xid(),
+            request.xid,
             Ipv4Addr::UNSPECIFIED,
             yiaddr,
             Ipv4Addr::UNSPECIFIED,
-            request.giaddr(),
-            request.chaddr(),
+            request.giaddr,
+            &request.mac,
         );
-        reply.set_opcode(Opcode::BootReply).set_flags(request.flags());
+        reply
+            .set_opcode(Opcode::BootReply)
+            .set_flags(request.flags.into());
         let opts = reply.opts_mut();
         opts.insert(DhcpOption::MessageType(kind));
         opts.insert(DhcpOption::ServerIdentifier(self.bridge.gateway));
@@ -240,40 +311,44 @@ impl Server {
             }
         }
         let mut bytes = Vec::new();
-        reply
-            .encode(&mut Encoder::new(&mut bytes))
-            .expect("encoding into a Vec cannot fail");
+        if let Err(e) = reply.encode(&mut Encoder::new(&mut bytes)) {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+            log::warn!("DHCP on {}: encoding a {kind:?}: {e}", self.bridge.name);
+            return None;
+        }
         // A client with an address (renewing, INFORM) gets a unicast; one without gets a
         // broadcast on the bridge, which reaches it whatever its link state.
-        let to = match request.ciaddr() {
+        let to = match request.ciaddr {
             ciaddr if !ciaddr.is_unspecified() && kind != MessageType::Nak => ciaddr,
             _ => Ipv4Addr::BROADCAST,
         };
-        (bytes, SocketAddrV4::new(to, CLIENT_PORT))
-    }
-}
-
-fn requested(request: &Message) -> Option<Ipv4Addr> {
-    match request.opts().get(OptionCode::RequestedIpAddress) {
-        Some(DhcpOption::RequestedIpAddress(address)) => Some(*address),
-        _ => None,
+        Some((bytes, SocketAddrV4::new(to, CLIENT_PORT)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dhcproto::v4::OptionCode;
+    use dhcproto::{Decodable, Decoder};
 
     fn server() -> Server {
+        let bridge = BridgeSpec {
+            name: "cvd-ebr".into(),
+            gateway: Ipv4Addr::new(192, 168, 98, 1),
+        };
         Server {
-            bridge: BridgeSpec {
-                name: "cvd-ebr".into(),
-                gateway: Ipv4Addr::new(192, 168, 98, 1),
-            },
-            dns: vec![Ipv4Addr::new(8, 8, 8, 8), Ipv4Addr::new(8, 8, 4, 4)],
-            pool: Pool::for_gateway(Ipv4Addr::new(192, 168, 98, 1)),
+            responder: Responder::new(bridge, vec![Ipv4Addr::new(8, 8, 8, 8), Ipv4Addr::new(8, 8, 4, 4)]),
+            limit: TokenBucket::new(BURST, PER_SECOND, Instant::now()),
             counters: Arc::new(Counters::default()),
             leases_active: Arc::new(AtomicUsize::new(0)),
+            rate_limited: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    impl Server {
+        fn answer(&mut self, datagram: &[u8], now: Instant) -> Option<(Vec<u8>, SocketAddrV4)> {
+            self.isolated(|responder, counters| responder.answer(datagram, now, counters))
         }
     }
 
@@ -337,7 +412,7 @@ mod tests {
         let mut s = server();
         let now = Instant::now();
         let taken = Ipv4Addr::new(192, 168, 98, 2);
-        assert!(s.pool.request([2, 0, 0, 0, 0, 1], taken, now));
+        assert!(s.responder.pool.request([2, 0, 0, 0, 0, 1], taken, now));
         let nak = s.answer(
             &client_message(
                 MessageType::Request,
@@ -349,6 +424,53 @@ mod tests {
         assert_eq!(decode(&nak.unwrap().0).opts().msg_type(), Some(MessageType::Nak));
         assert!(s.answer(&[1, 2, 3], now).is_none());
         assert_eq!(s.counters.errors.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_hardware_address_length_other_than_6_is_ignored() {
+        let mut s = server();
+        let now = Instant::now();
+        for hlen in [0, 5, 7, 16, 17, 255] {
+            let mut discover = client_message(MessageType::Discover, 1, vec![]);
+            discover[2] = hlen;
+            assert!(s.answer(&discover, now).is_none(), "hlen {hlen}");
+        }
+        assert_eq!(s.responder.pool.active(now), 0);
+    }
+
+    #[test]
+    fn options_with_impossible_lengths_are_skipped_or_refused_not_a_panic() {
+        let mut s = server();
+        let now = Instant::now();
+        let header = &client_message(MessageType::Discover, 1, vec![])[..240];
+        // Client FQDN (81) shorter than its 3 fixed bytes, Rapid Commit (80) with a value, a
+        // bulk leasequery time (154) that is not 4 bytes: dhcproto's decoder panics on each in
+        // a debug build. None is an option the server reads, so it skips them.
+        for option in [&[81u8, 0][..], &[80, 1, 0], &[154, 1, 0]] {
+            let datagram = [header, option, &[53, 1, 1, 255]].concat();
+            let offer = s.responder.answer(&datagram, now, &s.counters);
+            assert!(offer.is_some(), "{option:?}");
+        }
+        let two_byte_type = [header, &[53, 2, 1, 1, 255]].concat();
+        assert!(s.responder.answer(&two_byte_type, now, &s.counters).is_none());
+        assert_eq!(s.counters.errors.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_panic_costs_one_datagram_and_is_counted() {
+        let mut s = server();
+        let now = Instant::now();
+        s.answer(&client_message(MessageType::Discover, 1, vec![]), now)
+            .unwrap();
+        assert!(s.isolated(|_, _| -> Option<()> { panic!("a bug") }).is_none());
+        assert_eq!(s.counters.errors.load(Ordering::Relaxed), 1);
+        assert_eq!(s.responder.pool.active(now), 0, "the pool starts over");
+        let offer = s.answer(&client_message(MessageType::Discover, 2, vec![]), now);
+        assert_eq!(
+            decode(&offer.unwrap().0).yiaddr(),
+            Ipv4Addr::new(192, 168, 98, 2),
+            "and serves on"
+        );
     }
 
     #[test]
@@ -366,6 +488,6 @@ mod tests {
             ],
         );
         assert!(s.answer(&elsewhere, now).is_none());
-        assert_eq!(s.pool.active(now), 0);
+        assert_eq!(s.responder.pool.active(now), 0);
     }
 }

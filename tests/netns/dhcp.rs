@@ -28,9 +28,15 @@ impl Agent {
         self.dir.join("agent.sock")
     }
 
-    /// (Re)starts the agent process (ours, killed by PID) on the same state directory.
+    /// (Re)starts the agent process (ours, killed by PID) on the same state directory. Its
+    /// stderr, where its log lines and any panic message go, is appended to `agent.log`.
     fn restart(&mut self) {
         self.process = None;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("agent.log"))
+            .unwrap();
         let child = Command::new(AGENT)
             .args([
                 "--socket",
@@ -38,7 +44,7 @@ impl Agent {
                 "--state-dir",
                 self.dir.join("state").to_str().unwrap(),
             ])
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         self.process = Some(Background(child));
@@ -49,11 +55,29 @@ impl Agent {
         }
     }
 
-    /// Fails the test if any thread of the agent panicked. (A release build aborts the whole
-    /// agent on a panic; this debug build would only lose the thread, so look for it.)
+    /// Fails the test if any thread of the agent panicked: the panic message is in its log.
     fn assert_no_panic(&self) {
-        let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap();
         assert!(!log.contains("panicked"), "the agent panicked:\n{log}");
+    }
+
+    /// Fails the test if the agent process has exited.
+    fn assert_running(&mut self) {
+        let process = self.process.as_mut().expect("started");
+        let exited = process.0.try_wait().unwrap();
+        let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap();
+        assert!(exited.is_none(), "the agent exited ({exited:?}):\n{log}");
+    }
+
+    /// The agent's peak resident set (VmHWM), in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let pid = self.process.as_ref().expect("started").0.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmHWM in {status}"))
     }
 
     fn status(&self) -> Option<Value> {
@@ -118,6 +142,39 @@ fn one_lease(pod: &Pod, guest: &Netns, tag: &str) -> String {
     let args = udhcpc(&script, true);
     guest.exec(&args.iter().map(String::as_str).collect::<Vec<_>>());
     wait_for_event(&events, "bound", 1)
+}
+
+/// udhcpc in `guest` for one lease, whatever comes of it; returns its event log.
+fn try_lease(pod: &Pod, guest: &Netns, tag: &str) -> String {
+    let (script, events) = hook(pod, tag);
+    let args = udhcpc(&script, true);
+    guest.exec_status(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    std::fs::read_to_string(&events).unwrap_or_default()
+}
+
+/// Whether a `try_lease` log shows a lease on `cvd-ebr`.
+fn leased(events: &str) -> bool {
+    events
+        .lines()
+        .any(|l| l.starts_with("bound ip=192.168.98.") && l.contains(" router=192.168.98.1 "))
+}
+
+/// A guest on `cvd-ebr` with a static address, to send from ordinary UDP sockets.
+fn addressed_guest(pod: &Pod, tag: &str, address: &str) -> Netns {
+    let guest = pod.guest_on("cvd-ebr", tag);
+    let ns = guest.0.as_str();
+    sh(&[
+        "ip",
+        "-n",
+        ns,
+        "addr",
+        "add",
+        &format!("{address}/24"),
+        "dev",
+        "eth0",
+    ]);
+    sh(&["ip", "-n", ns, "route", "add", "default", "via", "192.168.98.1"]);
+    guest
 }
 
 /// udhcpc in `guest` in the background; returns the process and its event log.
@@ -244,27 +301,7 @@ fn floods_garbage_and_bad_registrations_leave_the_agent_serving() {
     wait_for_event(&events, "bound", 1);
 
     // A flood of DISCOVERs with random MACs from another guest fills the pool...
-    let flooder = pod.guest_on("cvd-ebr", "f");
-    sh(&[
-        "ip",
-        "-n",
-        &flooder.0,
-        "addr",
-        "add",
-        "192.168.98.200/24",
-        "dev",
-        "eth0",
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &flooder.0,
-        "route",
-        "add",
-        "default",
-        "via",
-        "192.168.98.1",
-    ]);
+    let flooder = addressed_guest(&pod, "f", "192.168.98.200");
     let offers = flooder.exec(&[GUEST, "dhcp-flood", "400"]);
     assert_eq!(offers.trim(), "252 offers", "253 addresses less the one leased");
     // ... and garbage arrives too ...
@@ -290,6 +327,88 @@ fn floods_garbage_and_bad_registrations_leave_the_agent_serving() {
     );
     assert_eq!(agent.status().unwrap()["pods_served"], 1);
     agent.assert_no_panic();
+}
+
+#[test]
+fn malformed_bootrequests_neither_stop_the_agent_nor_its_serving() {
+    let pod = Pod::new("1.0.0");
+    let mut agent = Agent::start(pod.dir.join("agent"));
+    pod.plugin("ADD", &dhcp_conf(&pod, &agent)).assert_ok();
+    let hostile = addressed_guest(&pod, "h", "192.168.98.200");
+    let sent = hostile.exec(&[GUEST, "dhcp-malformed"]);
+    assert_eq!(sent.trim(), "sent 14");
+
+    // The server reads its socket in order: a well-formed client after them is answered after
+    // every malformed datagram was handled.
+    let guest = pod.guest_on("cvd-ebr", "g");
+    let events = try_lease(&pod, &guest, "g");
+    agent.assert_running();
+    agent.assert_no_panic();
+    assert!(
+        leased(&events),
+        "no lease after the malformed datagrams: {events}"
+    );
+    // Counted as errors: the five with a wrong hlen, the three cut short, the two whose options
+    // run past the end. The overloaded one and the three with odd options are DISCOVERs.
+    assert_eq!(
+        agent.status().unwrap()["errors"],
+        10,
+        "unusable datagrams are counted"
+    );
+}
+
+#[test]
+fn a_discover_flood_from_one_pod_stays_bounded_and_does_not_starve_another_pod() {
+    let flooded = Pod::new("1.0.0");
+    let other = Pod::new("1.0.0");
+    let mut agent = Agent::start(flooded.dir.join("agent"));
+    flooded.plugin("ADD", &dhcp_conf(&flooded, &agent)).assert_ok();
+    other.plugin("ADD", &dhcp_conf(&other, &agent)).assert_ok();
+    let flooder = addressed_guest(&flooded, "f", "192.168.98.200");
+    let guest = other.guest_on("cvd-ebr", "c");
+
+    // 20,000 DISCOVERs with random MACs over four seconds; the other pod's client asks midway.
+    let mut flood = Background::start(&flooder, &[GUEST, "dhcp-burst", "20000", "5000"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let events = try_lease(&other, &guest, "c");
+    let took = asked.elapsed();
+    let flood_running = flood.0.try_wait().unwrap().is_none();
+    assert!(leased(&events), "no lease in the other pod: {events}");
+    assert!(took <= Duration::from_secs(2), "the lease took {took:?}");
+    assert!(
+        flood_running,
+        "the flood ended before the other pod's client was served"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while flood.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the flood did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(flood.0.wait().unwrap().success(), "the flood could not be sent");
+    agent.assert_running();
+    agent.assert_no_panic();
+    let peak = agent.peak_rss_kib();
+    assert!(peak < 32 * 1024, "the agent's peak RSS is {peak} KiB");
+    let status = agent.status().unwrap();
+    let rate_limited = |pod: &Pod| {
+        status["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["container_id"] == pod.container_id.as_str())
+            .and_then(|p| p["rate_limited"].as_u64())
+    };
+    eprintln!(
+        "lease in the other pod after {took:?}; agent peak RSS {peak} KiB; rate-limited {:?}",
+        rate_limited(&flooded)
+    );
+    assert!(
+        rate_limited(&flooded).is_some_and(|n| n > 0),
+        "the flood was not rate-limited: {status}"
+    );
+    assert_eq!(rate_limited(&other), Some(0), "{status}");
 }
 
 #[test]

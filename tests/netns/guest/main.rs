@@ -19,6 +19,11 @@
 //!   cvd-test-guest dhcp-flood COUNT
 //!       broadcasts up to COUNT DHCP DISCOVERs with random MACs, one at a time, until five go
 //!       unanswered; prints how many distinct addresses were offered.
+//!   cvd-test-guest dhcp-burst COUNT PER_SECOND
+//!       broadcasts COUNT DHCP DISCOVERs with random MACs at PER_SECOND, answers unread.
+//!   cvd-test-guest dhcp-malformed
+//!       broadcasts malformed BOOTREQUESTs: hlen 0, 7, 16, 17 and 255, truncated messages,
+//!       overflowing options and options of impossible lengths; prints how many.
 //!   cvd-test-guest garbage ADDR:PORT COUNT
 //!       sends COUNT datagrams that are not DHCP.
 //!   cvd-test-guest tcp-serve ADDR:PORT BYTES / tcp-exchange ADDR:PORT BYTES
@@ -87,6 +92,11 @@ fn main() -> ExitCode {
         })(),
         ["reflect", addr] => reflect(addr),
         ["dhcp-flood", count] => count.parse().map_err(|e| format!("{e}")).and_then(dhcp_flood),
+        ["dhcp-burst", count, rate] => (|| {
+            let count = count.parse().map_err(|e| format!("{count}: {e}"))?;
+            dhcp_burst(count, rate.parse().map_err(|e| format!("{rate}: {e}"))?)
+        })(),
+        ["dhcp-malformed"] => dhcp_malformed(),
         ["garbage", addr, count] => count
             .parse()
             .map_err(|e| format!("{e}"))
@@ -491,33 +501,38 @@ fn set_timeouts(stream: &TcpStream) -> Result<(), String> {
     stream.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())
 }
 
-fn dhcp_flood(count: u32) -> Result<String, String> {
-    use dhcproto::v4::{DhcpOption, Message, MessageType};
-    use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+/// A UDP socket on the DHCP client port that may broadcast.
+fn dhcp_client_socket() -> Result<UdpSocket, String> {
     let socket = UdpSocket::bind("0.0.0.0:68").map_err(|e| format!("bind :68: {e}"))?;
     socket.set_broadcast(true).map_err(|e| e.to_string())?;
-    socket
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .map_err(|e| e.to_string())?;
-    let mut seed = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
-    let mut offers = std::collections::HashSet::new();
-    let mut misses = 0;
-    let mut buf = [0u8; 1500];
-    // One DISCOVER at a time, each waiting for its OFFER: a burst would only measure socket
-    // buffers. Five unanswered DISCOVERs in a row mean the pool is full.
-    for _ in 0..count {
-        seed = seed
+    Ok(socket)
+}
+
+/// Random MACs and transaction ids from a seeded LCG.
+struct Clients(u64);
+
+impl Clients {
+    fn new() -> Clients {
+        Clients(std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// A DISCOVER from a new random MAC, and its xid.
+    fn discover(&mut self) -> Result<(Vec<u8>, u32), String> {
+        use dhcproto::v4::{DhcpOption, Message, MessageType};
+        use dhcproto::{Encodable, Encoder};
+        let seed = &mut self.0;
+        *seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let mac = [
             0x02,
-            (seed >> 8) as u8,
-            (seed >> 16) as u8,
-            (seed >> 24) as u8,
-            (seed >> 32) as u8,
-            (seed >> 40) as u8,
+            (*seed >> 8) as u8,
+            (*seed >> 16) as u8,
+            (*seed >> 24) as u8,
+            (*seed >> 32) as u8,
+            (*seed >> 40) as u8,
         ];
-        let xid = (seed >> 16) as u32;
+        let xid = (*seed >> 16) as u32;
         let unspec = Ipv4Addr::UNSPECIFIED;
         let mut discover = Message::new_with_id(xid, unspec, unspec, unspec, unspec, &mac);
         discover
@@ -527,8 +542,29 @@ fn dhcp_flood(count: u32) -> Result<String, String> {
         discover
             .encode(&mut Encoder::new(&mut bytes))
             .map_err(|e| e.to_string())?;
+        Ok((bytes, xid))
+    }
+}
+
+const DHCP_SERVERS: &str = "255.255.255.255:67";
+
+fn dhcp_flood(count: u32) -> Result<String, String> {
+    use dhcproto::v4::{Message, MessageType};
+    use dhcproto::{Decodable, Decoder};
+    let socket = dhcp_client_socket()?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(|e| e.to_string())?;
+    let mut clients = Clients::new();
+    let mut offers = std::collections::HashSet::new();
+    let mut misses = 0;
+    let mut buf = [0u8; 1500];
+    // One DISCOVER at a time, each waiting for its OFFER: a burst would only measure socket
+    // buffers. Five DISCOVERs in a row that bring no new address mean the pool is full.
+    for _ in 0..count {
+        let (bytes, xid) = clients.discover()?;
         socket
-            .send_to(&bytes, "255.255.255.255:67")
+            .send_to(&bytes, DHCP_SERVERS)
             .map_err(|e| format!("send: {e}"))?;
         let deadline = Instant::now() + Duration::from_millis(500);
         let mut answered = false;
@@ -546,6 +582,64 @@ fn dhcp_flood(count: u32) -> Result<String, String> {
         }
     }
     Ok(format!("{} offers", offers.len()))
+}
+
+fn dhcp_burst(count: u32, per_second: u32) -> Result<String, String> {
+    let socket = dhcp_client_socket()?;
+    let mut clients = Clients::new();
+    let started = Instant::now();
+    for i in 0..count {
+        let due = started + Duration::from_secs_f64(f64::from(i) / f64::from(per_second.max(1)));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let (bytes, _) = clients.discover()?;
+        socket
+            .send_to(&bytes, DHCP_SERVERS)
+            .map_err(|e| format!("send: {e}"))?;
+    }
+    Ok(format!("sent {count} in {:?}", started.elapsed()))
+}
+
+/// BOOTREQUESTs a hostile guest may send: each a DISCOVER broken in one way.
+fn dhcp_malformed() -> Result<String, String> {
+    let socket = dhcp_client_socket()?;
+    let (discover, _) = Clients::new().discover()?;
+    // The fixed header is 236 bytes, then the magic cookie; options start at 240.
+    const OPTIONS: usize = 240;
+    let mut datagrams: Vec<Vec<u8>> = [0u8, 7, 16, 17, 255]
+        .iter()
+        .map(|hlen| {
+            let mut d = discover.clone();
+            d[2] = *hlen;
+            d
+        })
+        .collect();
+    // Truncated: inside the fixed header, inside the cookie, inside an option.
+    datagrams.extend([100, OPTIONS - 2, OPTIONS + 2].map(|n| discover[..n].to_vec()));
+    // Options that overflow: a parameter list longer than the datagram, an option with no END
+    // that runs to the last byte, and option overload (52) claiming `file` and `sname` hold
+    // options that are themselves unterminated.
+    let mut header = discover[..OPTIONS].to_vec();
+    header[2] = 6;
+    let with_options = |options: &[u8]| [header.as_slice(), options].concat();
+    datagrams.push(with_options(&[53, 1, 1, 55, 200, 1, 3, 6]));
+    datagrams.push(with_options(&[53, 1, 1, 12, 255]));
+    let mut overloaded = with_options(&[53, 1, 1, 52, 1, 3, 255]);
+    overloaded[44..236].fill(61);
+    datagrams.push(overloaded);
+    // Options whose length dhcproto's decoder asserts, or subtracts from unchecked: Client FQDN
+    // (81) shorter than 3 bytes, Rapid Commit (80) with a value, a bulk leasequery time (154)
+    // that is not 4 bytes.
+    for odd in [&[81u8, 0][..], &[80, 1, 0], &[154, 1, 0]] {
+        datagrams.push(with_options(&[odd, &[53, 1, 1, 255]].concat()));
+    }
+    for d in &datagrams {
+        socket
+            .send_to(d, DHCP_SERVERS)
+            .map_err(|e| format!("send: {e}"))?;
+    }
+    Ok(format!("sent {}", datagrams.len()))
 }
 
 fn garbage(addr: &str, count: u32) -> Result<String, String> {
