@@ -153,3 +153,61 @@ fn every_file_in_conf_is_valid() {
     assert_eq!(conf.request.instances, 2);
     assert!(conf.selected);
 }
+
+/// `cvd-vsock-cid.sh`'s flag, run through launch_cvd's rule (instance i gets
+/// `vsock_guest_cid[i] + i`, one value standing for all), gives instance i the i-th CID.
+#[test]
+fn the_vsock_cid_script_maps_instance_i_to_the_ith_allocated_cid() {
+    let run = |cids: Option<&str>| {
+        let mut command = std::process::Command::new("sh");
+        command
+            .arg(conf_dir().join("cvd-vsock-cid.sh"))
+            .env_remove("VSOCK_CIDS");
+        if let Some(cids) = cids {
+            command.env("VSOCK_CIDS", cids);
+        }
+        let out = command.output().unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        (
+            out.status.success(),
+            stdout,
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    for cids in ["3", "12", "12,13,14", "5,6,9", "3,10", "100,101,200,201,4000"] {
+        let (ok, flag, stderr) = run(Some(cids));
+        assert!(ok, "{cids}: {stderr}");
+        let values: Vec<u64> = flag
+            .trim_end()
+            .strip_prefix("--vsock_guest_cid=")
+            .unwrap_or_else(|| panic!("{cids}: {flag:?}"))
+            .split(',')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let wanted: Vec<u64> = cids.split(',').map(|c| c.parse().unwrap()).collect();
+        let launched: Vec<u64> = (0..wanted.len())
+            .map(|i| values.get(i).copied().unwrap_or(values[0]) + i as u64)
+            .collect();
+        assert_eq!(launched, wanted, "{cids}: {flag}");
+        let contiguous = wanted.windows(2).all(|w| w[1] == w[0] + 1);
+        assert_eq!(
+            values.len() == 1,
+            contiguous,
+            "{cids}: one value exactly for a block"
+        );
+    }
+    for bad in [
+        None,
+        Some(""),
+        Some("2"),
+        Some("5,5"),
+        Some("6,5"),
+        Some("a"),
+        Some("5,,6"),
+        Some("012"),
+    ] {
+        let (ok, flag, stderr) = run(bad);
+        assert!(!ok && flag.is_empty(), "{bad:?}: {flag}");
+        assert!(stderr.contains("VSOCK_CIDS"), "{bad:?}: {stderr}");
+    }
+}

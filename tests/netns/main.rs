@@ -12,6 +12,7 @@ mod faults;
 mod input;
 mod instances;
 mod lifecycle;
+mod metrics;
 mod ownership;
 mod selection;
 mod support;

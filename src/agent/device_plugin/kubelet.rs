@@ -26,17 +26,20 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long open streams get to close when a registration ends.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// A file's identity: a recreated file has a new inode.
+/// A file's identity. A file removed and created again may get the same inode number at once
+/// (tmpfs does that), so its change time is part of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Identity {
     dev: u64,
     ino: u64,
+    ctime: (i64, i64),
 }
 
 fn identity(path: &Path) -> Option<Identity> {
     std::fs::symlink_metadata(path).ok().map(|m| Identity {
         dev: m.dev(),
         ino: m.ino(),
+        ctime: (m.ctime(), m.ctime_nsec()),
     })
 }
 
