@@ -46,25 +46,32 @@ fn identity(path: &Path) -> Option<Identity> {
 /// Registers `resource` with every kubelet that comes, for ever.
 pub async fn serve(config: Arc<Config>, resource: Arc<Resource>, health: watch::Receiver<bool>) {
     let kubelet = config.dir.join(KUBELET_SOCKET);
-    let mut said_waiting = false;
+    // Said once, not every second while it lasts.
+    let mut last_said = String::new();
+    let mut say = |what: String, warn: bool| {
+        if what != last_said {
+            if warn {
+                log::warn!("{}: {what}", resource.name);
+            } else {
+                log::info!("{}: {what}", resource.name);
+            }
+            last_said = what;
+        }
+    };
     loop {
         let Some(kubelet_id) = identity(&kubelet) else {
-            if !said_waiting {
-                log::info!("{}: waiting for {}", resource.name, kubelet.display());
-                said_waiting = true;
-            }
+            say(format!("waiting for {}", kubelet.display()), false);
             tokio::time::sleep(POLL).await;
             continue;
         };
-        said_waiting = false;
         match Registration::start(&config, &resource, health.clone()).await {
             Ok(mut registration) => {
                 let why = registration.until_kubelet_restarts(&kubelet, kubelet_id).await;
-                log::info!("{}: {why}; registering again", resource.name);
+                say(format!("{why}; registering again"), false);
                 registration.stop().await;
             }
             Err(e) => {
-                log::warn!("{}: {e}; trying again", resource.name);
+                say(format!("{e}; trying again every {POLL:?}"), true);
                 tokio::time::sleep(POLL).await;
             }
         }
@@ -183,7 +190,7 @@ async fn register(dir: &Path, resource: &Resource) -> Result<(), String> {
                 async move { UnixStream::connect(kubelet).await.map(TokioIo::new) }
             }))
             .await
-            .map_err(|e| format!("connecting: {e}"))?;
+            .map_err(|e| format!("connecting: {}", with_sources(&e)))?;
         RegistrationClient::new(channel)
             .register(request)
             .await
@@ -194,4 +201,18 @@ async fn register(dir: &Path, resource: &Resource) -> Result<(), String> {
         Ok(result) => result.map(|_| ()).map_err(described),
         Err(_) => Err(described(format!("no answer within {REGISTER_TIMEOUT:?}"))),
     }
+}
+
+/// An error and its causes: tonic's transport errors say little on their own.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
 }
