@@ -59,7 +59,7 @@ wait_served "$pods"
 rss_serving=$(kib VmRSS) threads=$(awk '$1 == "Threads:" {print $2}' "/proc/$agent/status")
 all_pods DEL
 wait_served 0
-rss_after=$(kib VmRSS) hwm=$(kib VmHWM)
+rss_after=$(kib VmRSS)
 
 echo
 echo "Node agent ($(nproc) CPUs, $(uname -r)), release build $(stat -c %s "$bin_dir/cuttlefish-cni-agent") bytes:"
@@ -67,4 +67,4 @@ echo
 sed 's/^/- /' "$work/allocate.txt"
 echo "- RSS with the device plugin registered (4 resources), no pod: $rss_registered KiB"
 echo "- RSS serving $pods pods with DHCP ($((2 * pods)) bridges) and the device plugin: $rss_serving KiB ($threads threads)"
-echo "- RSS after every pod's DEL: $rss_after KiB; peak RSS over the run: $hwm KiB"
+echo "- RSS after every pod's DEL: $rss_after KiB"

@@ -89,7 +89,7 @@ impl Metrics {
             text.family(
                 "vsock_cids_advertised",
                 Type::Gauge,
-                "vsock CIDs the device plugin advertises to the kubelet.",
+                "vsock CIDs in the device list the device plugin serves the kubelet.",
             );
             text.sample("vsock_cids_advertised", "", vsock.devices.load(Ordering::Relaxed));
             text.family(
