@@ -2,7 +2,8 @@
 # Benchmark: cuttlefish-cni against the same kernel work done other ways, in one run on one
 # machine. Whole-process wall time; median (min-max) over RUNS runs; a fresh pod netns for every
 # run, made outside the timed region; candidates interleaved run by run so machine noise hits
-# them alike. Prints Markdown tables, ratios and the goals of issue 6. Run as root:
+# them alike. Prints Markdown tables, ratios and the goals of issue 6, then the node agent's figures
+# (hack/bench-agent.sh). Run as root:
 #   sudo hack/bench.sh            RUNS=15 (default 11), SIZES="1 4 16", SCALE="1 10 50"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -205,3 +206,6 @@ r=$(awk -v k="$rss" 'BEGIN { printf "%.2f", k / 1024 }'); echo "| peak RSS < 10 
 echo
 echo "Other ratios: shell ADD / cuttlefish-cni ADD: $(for n in $sizes; do printf 'N=%s %s×  ' "$n" "$(ratio shell-$n-add ours-$n-add)"; done)"
 echo "reference bridge ADD / cuttlefish-cni ADD N=1: $(ratio ref-add ours-$first-add)×"
+echo
+echo "The node agent (hack/bench-agent.sh):"
+hack/bench-agent.sh

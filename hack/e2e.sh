@@ -134,7 +134,10 @@ step_prepare() {
     local agent
     agent=$(dirname "$bin")/cuttlefish-cni-agent
     [ -x "$agent" ] || { echo "no cuttlefish-cni-agent beside the plugin ($agent)"; return 1; }
-    "$agent" --socket "$AGENT_SOCK" --state-dir "$RUN/agent-state" >"$LOG/agent.log" 2>&1 &
+    # its device plugin serves the kubelet stand-in of the cri step, from device nodes made here
+    make_dev_root "$RUN/dev-root"
+    "$agent" --socket "$AGENT_SOCK" --state-dir "$RUN/agent-state" --device-plugin-dir "$DEVICE_PLUGINS" \
+        --dev-root "$RUN/dev-root" --cid-range 10-41 --metrics-address 127.0.0.1:0 >"$LOG/agent.log" 2>&1 &
     save_pid agent $!
     echo "$agent" >"$RUN/agent-path"
     check "the DHCP agent answers on $AGENT_SOCK" wait_for 10 "$agent" status --socket "$AGENT_SOCK"

@@ -2,7 +2,8 @@
 # Installs what the demo and the tests need on Debian 12, only when something is missing.
 # Needs root. The plugin itself needs none of this on a node.
 set -euo pipefail
-packages=(iproute2 nftables containernetworking-plugins util-linux procps jq busybox strace)
+# prometheus: tests/netns/metrics.rs runs its own server on loopback, started and stopped by the test.
+packages=(iproute2 nftables containernetworking-plugins util-linux procps jq busybox strace prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,19 +27,26 @@ ldd_out=$(ldd "$bin" 2>&1 || true)
 echo "ldd $bin: $ldd_out" >&2
 grep -Eq "statically linked|not a dynamic executable" <<<"$ldd_out" || { echo "FAIL: $bin is dynamically linked" >&2; exit 1; }
 
+echo "== the device plugin against a kubelet stand-in" >&2
+dp_log=$(mktemp)
+trap 'rm -f "$test_log" "$dp_log"' EXIT
+CUTTLEFISH_CNI_AGENT=$(dirname "$bin")/cuttlefish-cni-agent bash hack/device-plugin-test.sh 2>&1 | tee "$dp_log"
+dp_passed=$(sed -n 's/^\([0-9]*\) passed, 0 failed$/\1/p' "$dp_log")
+passed=$((passed + dp_passed))
+
 echo "== install/ manifests render and validate" >&2
 bash install/validate.sh
 
 echo "== end to end: podman, containerd, a qemu guest" >&2
 e2e_log=$(mktemp)
-trap 'rm -f "$test_log" "$e2e_log"' EXIT
+trap 'rm -f "$test_log" "$dp_log" "$e2e_log"' EXIT
 CUTTLEFISH_CNI_BIN=$bin bash hack/e2e.sh 2>&1 | tee "$e2e_log"
 e2e_passed=$(sed -n 's/^RESULT: \([0-9]*\) passed.*/\1/p' "$e2e_log")
 passed=$((passed + e2e_passed))
 
 echo "== the CVD seccomp profile under containerd" >&2
 seccomp_log=$(mktemp)
-trap 'rm -f "$test_log" "$e2e_log" "$seccomp_log"' EXIT
+trap 'rm -f "$test_log" "$dp_log" "$e2e_log" "$seccomp_log"' EXIT
 bash hack/seccomp-test.sh 2>&1 | tee "$seccomp_log"
 seccomp_passed=$(sed -n 's/^RESULT: \([0-9]*\) passed.*/\1/p' "$seccomp_log")
 passed=$((passed + seccomp_passed))

@@ -238,10 +238,19 @@ EOF
     jq -e . "$1" >/dev/null
 }
 
-# --- devices: our own 0666 /dev/net/tun (the host's is 0600 and is never changed) ----------------
+# --- devices: our own 0666 nodes (the host's are 0600 and are never changed) ---------------------
 make_tun_node() {
     mkdir -p "$RUN/dev"
     mknod -m 0666 "$RUN/dev/tun" c "$(stat -c %Hr /dev/net/tun)" "$(stat -c %Lr /dev/net/tun)"
+}
+# make_dev_root DIR: the device nodes the agent's device plugin hands out (its --dev-root)
+DEVICE_PLUGINS=$RUN/device-plugins # the kubelet stand-in's device-plugins directory
+make_dev_root() {
+    mkdir -p "$1/net" "$DEVICE_PLUGINS"
+    mknod -m 0666 "$1/net/tun" c 10 200
+    mknod -m 0666 "$1/kvm" c 10 232
+    mknod -m 0666 "$1/vhost-net" c 10 238
+    mknod -m 0666 "$1/vhost-vsock" c 10 241
 }
 
 # --- containerd, started by hand -------------------------------------------------------------

@@ -3,7 +3,7 @@
 //! and must be a pod's, and no server thread outlives its registration. Threads and descriptors
 //! are counted in /proc, the way an operator would find a leak.
 
-use crate::support::{sh, Background, Pod, UNPRIVILEGED_UID};
+use crate::support::{agent_args, sh, Background, Pod, UNPRIVILEGED_UID};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde_json::{json, Value};
 use std::fs::File;
@@ -37,16 +37,10 @@ impl AgentProcess {
     fn spawn(dir: &Path, launcher: &[&str], extra: &[&str]) -> AgentProcess {
         std::fs::create_dir_all(dir).unwrap();
         let log = File::create(dir.join("agent.log")).unwrap();
-        let socket = dir.join("agent.sock");
-        let state = dir.join("state");
+        let args = agent_args(dir);
         let mut command: Vec<&str> = launcher.to_vec();
-        command.extend([
-            AGENT,
-            "--socket",
-            socket.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ]);
+        command.push(AGENT);
+        command.extend(args.iter().map(String::as_str));
         command.extend(extra);
         let child = Command::new(command[0])
             .args(&command[1..])

@@ -2,7 +2,7 @@
 //! udhcpc) in guest namespaces joined to `cvd-ebr` and `cvd-wbr`: the pod's containers need no
 //! capability for any of it.
 
-use crate::support::{plugin_in_parallel, sh, Background, Netns, Pod, GUEST, PLUGIN};
+use crate::support::{agent_args, plugin_in_parallel, sh, Background, Netns, Pod, GUEST, PLUGIN};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,12 +38,7 @@ impl Agent {
             .open(self.dir.join("agent.log"))
             .unwrap();
         let child = Command::new(AGENT)
-            .args([
-                "--socket",
-                self.socket().to_str().unwrap(),
-                "--state-dir",
-                self.dir.join("state").to_str().unwrap(),
-            ])
+            .args(agent_args(&self.dir))
             .stderr(log)
             .spawn()
             .unwrap();

@@ -15,6 +15,7 @@ mod input;
 mod ipv6;
 mod lifecycle;
 mod logging;
+mod metrics;
 mod ownership;
 mod selection;
 mod settings;

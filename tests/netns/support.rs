@@ -31,6 +31,23 @@ pub fn unique_id() -> String {
     )
 }
 
+/// The arguments that keep a test's agent to `dir`: its socket and state there, its device
+/// plugin looking for a kubelet in `dir/device-plugins` (never the node's), and its metrics on a
+/// free loopback port.
+pub fn agent_args(dir: &std::path::Path) -> Vec<String> {
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    vec![
+        "--socket".into(),
+        path("agent.sock"),
+        "--state-dir".into(),
+        path("state"),
+        "--device-plugin-dir".into(),
+        path("device-plugins"),
+        "--metrics-address".into(),
+        "127.0.0.1:0".into(),
+    ]
+}
+
 /// Runs a command, asserts success, returns stdout.
 pub fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0])
