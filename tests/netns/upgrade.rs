@@ -67,16 +67,34 @@ fn pods_the_previous_release_built_with_auto_are_checked_deleted_and_collected()
             .assert_ok();
     }
     assert_eq!(legacy_allocations(&pods[0]), (5..=10).collect());
-    for (pod, base) in pods.iter().zip([5, 7, 9]) {
-        expect::objects(pod, &[base, base + 1], None, None);
+    for (pod, base) in pods.iter().zip([5u32, 7, 9]) {
+        let names = pod.link_names();
+        for n in [base, base + 1] {
+            assert!(names.contains(&format!("cvd-mtap-{n:02}")), "{names:?}");
+        }
+        assert_eq!(
+            expect::nat_rules(pod).len(),
+            6,
+            "two /30s per instance and the bridges"
+        );
     }
 
     // CHECK looks at what each pod has (instances 5-6, 7-8, 9-10), not at cvd-*-01, with the
-    // conflist the pods were built with and with the upgraded one.
+    // conflist the pods were built with and with the upgraded one. What it finds missing is
+    // exactly what 0.1.0 did not build: the anti-spoof table.
     for (i, pod) in pods.iter().enumerate() {
         for old in [true, false] {
             let out = pod.exec(PLUGIN, "CHECK", &conf_of(i, pod, old), args(i));
-            assert!(out.success, "CHECK of pod {i} (old conflist: {old}): {out:?}");
+            assert_eq!(
+                out.error_code(),
+                102,
+                "CHECK of pod {i} (old conflist: {old}): {out:?}"
+            );
+            assert_eq!(
+                message(&out),
+                "CHECK found 1 difference(s): nftables table inet cuttlefish_filter is missing",
+                "CHECK of pod {i} (old conflist: {old})"
+            );
         }
     }
 
