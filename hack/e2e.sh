@@ -13,9 +13,14 @@
 #   containerd  containerd 1.6 started by hand, `ctr run --cni` under the CVD seccomp profile
 #               (install/seccomp/cuttlefish-cvd.json), the same chain and checks. ctr
 #               sends DEL with an empty CNI_NETNS; it must succeed, and the pod netns must be gone.
-#   cri         containerd 1.6's CRI plugin driven like a kubelet (hack/e2e/cri.py): two CVD pods at
-#               once, uid 1000 and no capabilities, both build cvd-mtap-01 and both serve port 6520
-#               on their own pod IP.
+#   cri         containerd 1.6's CRI plugin driven like a kubelet (hack/e2e/cri.py), devices and
+#               vsock CIDs from the agent's device plugin (Allocate through the kubelet stand-in).
+#               Two CVD pods at once, both at instance 1 (cvd-mtap-01), each serving port 6520 on
+#               its pod IP, with different VSOCK_CIDs. The CVD containers run as uid 1000 without
+#               capabilities under install/seccomp/cuttlefish-cvd.json, with TAPs owned by uid 1000:
+#               pod 0 attaches to every TAP and opens an AF_VSOCK socket, while uid 1001 is refused;
+#               pod 1 runs the qemu guest, whose traffic leaves masqueraded, and connects to the
+#               guest's link-local address over cvd-ebr on port 5554, as the fastboot proxy does.
 #   guest       qemu (TCG) inside a podman container (uid 1000, no capabilities) boots a Debian
 #               kernel on cvd-mtap-01, guest side 192.168.97.2/30 via 192.168.97.1 (as Cuttlefish
 #               configures its mobile interface), and on cvd-etap-01 as eth1, which takes its
@@ -144,6 +149,9 @@ step_prepare() {
     mkdir -p "$CACHE"
     if [ ! -x "$CACHE/tunprobe" ] || [ "$HERE/e2e/tunprobe.c" -nt "$CACHE/tunprobe" ]; then
         gcc -O2 -Wall -static -o "$CACHE/tunprobe" "$HERE/e2e/tunprobe.c"
+    fi
+    if [ ! -x "$CACHE/seccomp-probe" ] || [ "$HERE/seccomp/probe.c" -nt "$CACHE/seccomp-probe" ]; then
+        gcc -O2 -Wall -static -o "$CACHE/seccomp-probe" "$HERE/seccomp/probe.c"
     fi
     make_tun_node
     t0=$(ms_now)
@@ -419,31 +427,94 @@ cri_start() {
     in_node "${ctr[@]}" images import "$RUN/cri-image.tar" >/dev/null
 }
 cri() { PYTHONPATH="$RUN/cri-py" in_node python3 "$HERE/e2e/cri.py" "$1" "$CRI_SOCK" "${@:2}"; }
+# the kubelet's side of the device plugin: each pod's envs and devices, one JSON line a pod
+device_plugin_allocate() { # VSOCK_CIDS_PER_POD...
+    PATH=$(cargo_path) "$HERE/device-plugin/stubs.sh" "$RUN/dp-py"
+    PYTHONPATH="$RUN/dp-py" /usr/bin/python3 "$HERE/device-plugin/kubelet_stand_in.py" allocate "$DEVICE_PLUGINS" "$@"
+}
+# cri pod 0: the CVD container probes what a CVD needs (uid 1000, no capability, our seccomp
+# profile); a second container as uid 1001 must not attach to the TAPs
+CRI_PROBE='echo "IN-ID $(id)"; grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status | tr -s "\t" " " | sed "s/^/IN-/"
+    echo "IN-VSOCK-CID $VSOCK_CID"
+    echo "IN-TAP-OWNER $(cat /sys/class/net/cvd-mtap-01/owner)"
+    for t in cvd-mtap-01 cvd-wifiap-01 cvd-etap-01 cvd-wtap-01; do tunprobe attach $t; done
+    seccomp-probe | grep -E "^PROBE (seccomp-mode|socket-vsock|socket-alg|add_key) "
+    httpd -p 6520 -h /tmp && echo IN-READY; trap "exit 0" TERM; sleep 600 & wait'
+CRI_OTHER_UID='tunprobe attach cvd-mtap-01; echo OTHER-DONE; trap "exit 0" TERM; sleep 600 & wait'
+# cri pod 1: the CVD container runs the qemu guest on cvd-mtap-01 and cvd-etap-01 and, as
+# Cuttlefish's fastboot proxy does, connects to the guest's link-local address over cvd-ebr
+GUEST_ETH1_MAC=02:00:00:00:01:01 GUEST_ETH1_LL=fe80::ff:fe00:101
+cri_vm_script() {
+    cat <<EOF
+echo "IN-ID \$(id)"; grep -E "^(CapEff|Seccomp):" /proc/self/status | tr -s "\t" " " | sed "s/^/IN-/"
+echo "IN-VSOCK-CID \$VSOCK_CID"
+echo "IN-TAP-OWNER \$(cat /sys/class/net/cvd-mtap-01/owner)"
+httpd -p 6520 -h /tmp
+/usr/bin/qemu-system-x86_64 -accel tcg -cpu max -machine q35 -m 256 -smp 1 -nodefaults -no-user-config \\
+ -display none -serial stdio -no-reboot -kernel /guest/vmlinuz -initrd /guest/initramfs.cpio.gz \\
+ -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init cfe2e.peer=$PEER_IP cfe2e.fastboot=$GUEST_TIMEOUT" \\
+ -netdev tap,id=n0,ifname=cvd-mtap-01,script=no,downscript=no,vnet_hdr=on -device virtio-net-pci,netdev=n0 \\
+ -netdev tap,id=n1,ifname=cvd-etap-01,script=no,downscript=no,vnet_hdr=on -device virtio-net-pci,netdev=n1,mac=$GUEST_ETH1_MAC &
+n=0
+while [ \$n -lt $GUEST_TIMEOUT ]; do
+    answer=\$(echo POD-HELLO | timeout 3 nc $GUEST_ETH1_LL%cvd-ebr 5554 2>/dev/null) && [ -n "\$answer" ] && break
+    n=\$((n + 1)); sleep 1
+done
+echo "IN-FASTBOOT \$answer"
+wait
+echo VM-DONE; trap "exit 0" TERM; sleep 600 & wait
+EOF
+}
 step_cri() {
-    local spec=$RUN/cri-spec.json state=$RUN/cri-state.json n ip out sandbox
+    local spec=$RUN/cri-spec.json state=$RUN/cri-state.json n ip out sandbox profile=$REPO/install/seccomp/cuttlefish-cvd.json
     cri_stubs "$RUN/cri-py"
     cri_start
-    # each pod: who it is, the TAP of instance 1, then a listener on 6520 (ADB's port at instance 1)
-    local inside='echo "IN-ID $(id)"; grep -E "^(CapEff|CapBnd|NoNewPrivs):" /proc/self/status | tr -s "\t" " " | sed "s/^/IN-/"
-        tunprobe attach cvd-mtap-01; httpd -p 6520 -h /tmp && echo IN-READY; trap "exit 0" TERM; sleep 600 & wait'
-    jq -n --arg pause $CRI_PAUSE --arg image $IMG --arg work "$CRI" --arg inside "$inside" --arg tun "$RUN/dev/tun" '
-        {pause: $pause, image: $image, workdir: $work, timeout: 30,
-         pods: [range(2) | {name: "cvd-\(.)", user: 1000, group: 1000, command: ["/bin/sh", "-c", $inside],
-                devices: [{host: $tun, container: "/dev/net/tun", permissions: "rw"}],
-                seccomp: "runtime-default", marker: "IN-READY"}]}' >"$spec"
+    device_plugin_allocate 1 1 >"$RUN/allocations.jsonl"
+    sed 's/^/  allocated: /' "$RUN/allocations.jsonl"
+    check "the device plugin gave the two pods different vsock CIDs" \
+        test "$(sed -n 1p "$RUN/allocations.jsonl" | jq -r .envs.VSOCK_CID)" != "$(sed -n 2p "$RUN/allocations.jsonl" | jq -r .envs.VSOCK_CID)"
+    jq -n --arg pause $CRI_PAUSE --arg image $IMG --arg work "$CRI" --arg probe "$CRI_PROBE" --arg other "$CRI_OTHER_UID" \
+        --arg vm "$(cri_vm_script)" --arg profile "$profile" --arg guest "$RUN/guest" --slurpfile alloc "$RUN/allocations.jsonl" '
+        def cvd($n; $script; $marker; $mounts): {name: "cvd", user: 1000, group: 1000, command: ["/bin/sh", "-c", $script],
+            envs: $alloc[$n].envs, devices: $alloc[$n].devices, mounts: $mounts, seccomp: $profile, marker: $marker};
+        {pause: $pause, image: $image, workdir: $work, timeout: 300,
+         pods: [
+           {name: "cvd-0", annotations: {"cuttlefish.dev/instances": "1", "cuttlefish.dev/tap-owner": "1000"},
+            containers: [cvd(0; $probe; "IN-READY"; []),
+                         {name: "uid-1001", user: 1001, group: 1001, command: ["/bin/sh", "-c", $other],
+                          devices: $alloc[0].devices, seccomp: $profile, marker: "OTHER-DONE"}]},
+           {name: "cvd-1", annotations: {"cuttlefish.dev/instances": "1", "cuttlefish.dev/tap-owner": "1000"},
+            containers: [cvd(1; $vm; "VM-DONE"; [{host: "/usr", container: "/usr", readonly: true},
+                                                 {host: $guest, container: "/guest", readonly: true}])]}]}' >"$spec"
     cri up "$spec" "$state"
     for n in 0 1; do
         out=$LOG/cri-inside-$n.txt
-        jq -r ".pods[$n].output" "$state" >"$out"
+        jq -r ".pods[$n].containers[0].output" "$state" | tr -d '\r' >"$out"
         ip=$(jq -r ".pods[$n].ip" "$state")
         sed "s/^/  cvd-$n | /" "$out"
-        check "cvd-$n: uid 1000, CapEff 0, CapBnd 0, NoNewPrivs 1" bash -c "grep -q '^IN-ID uid=1000' '$out' &&
-            grep -q '^IN-CapEff: 0000000000000000' '$out' && grep -q '^IN-CapBnd: 0000000000000000' '$out' &&
-            grep -q '^IN-NoNewPrivs: 1' '$out'"
-        check "cvd-$n: attaches to cvd-mtap-01 (instance 1 in every pod)" grep -q '^TUNPROBE-ATTACH-OK cvd-mtap-01' "$out"
+        check "cvd-$n: uid 1000, CapEff 0, our seccomp filter on" bash -c "grep -q '^IN-ID uid=1000' '$out' &&
+            grep -q '^IN-CapEff: 0000000000000000' '$out' && grep -q '^IN-Seccomp: 2' '$out'"
+        check "cvd-$n: VSOCK_CID from the device plugin" grep -qx "IN-VSOCK-CID $(sed -n "$((n + 1))p" "$RUN/allocations.jsonl" | jq -r .envs.VSOCK_CID)" "$out"
+        check "cvd-$n: instance 1 (cvd-mtap-01), its TAPs owned by uid 1000 (sysfs, seen from the pod)" \
+            grep -qx 'IN-TAP-OWNER 1000' "$out"
         check "cvd-$n: port 6520 answers at its pod IP $ip from the node" wait_for 5 bash -c \
             "nsenter --net=/run/netns/$NODE busybox wget -q -O /dev/null http://$ip:6520/ 2>&1 | grep -q 404"
     done
+    out=$LOG/cri-inside-0.txt
+    check "cvd-0: uid 1000 attaches to every TAP" bash -c "[ \$(grep -c '^TUNPROBE-ATTACH-OK cvd-' '$out') = 4 ]"
+    check "cvd-0: socket(AF_VSOCK) succeeds under the profile; AF_ALG and add_key are refused" bash -c \
+        "grep -qx 'PROBE socket-vsock ok' '$out' && grep -qx 'PROBE socket-alg EPERM' '$out' && grep -qx 'PROBE add_key EPERM' '$out'"
+    jq -r '.pods[0].containers[1].output' "$state" >"$LOG/cri-uid-1001.txt"
+    check "cvd-0: uid 1001 in the same pod is refused (EPERM)" \
+        grep -q '^TUNPROBE-ATTACH-FAILED cvd-mtap-01: Operation not permitted' "$LOG/cri-uid-1001.txt"
+    out=$LOG/cri-inside-1.txt
+    ip=$(jq -r '.pods[1].ip' "$state")
+    check "cvd-1: the guest leased its eth1 address by DHCP" grep -q '^GUEST-DHCP bound ip=192\.168\.98\.' "$out"
+    check "cvd-1: the guest reached the peer, which saw the pod IP $ip" grep -q "GUEST-WGET PEER-SAW $ip\$" "$out"
+    check "cvd-1: the peer never saw 192.168.97.x (masqueraded)" bash -c \
+        "! grep -q '192\.168\.97\.' '$LOG/peer-tcpdump.log' '$LOG/peer-seen.log'"
+    check "cvd-1: fastboot-style TCP from uid 1000 to [$GUEST_ETH1_LL%cvd-ebr]:5554" bash -c \
+        "grep -qx 'IN-FASTBOOT GUEST-FASTBOOT-HELLO' '$out' && grep -q '^GUEST-FASTBOOT-CONNECTED POD-HELLO' '$out'"
     check "the two pods have different pod IPs" test "$(jq -r '.pods[0].ip' "$state")" != "$(jq -r '.pods[1].ip' "$state")"
     cri down "$state"
     for n in 0 1; do

@@ -7,8 +7,13 @@ against it and a dev root of device nodes it makes, and checks what a kubelet re
 
     kubelet_stand_in.py test AGENT WORKDIR      every check; prints ok/FAIL lines and a summary
     kubelet_stand_in.py bench-kubelet DIR N     for hack/bench.sh: times N Allocate calls
+    kubelet_stand_in.py allocate DIR N...       for hack/e2e.sh: as the kubelet admitting one pod
+                                                per N (its vsock CIDs, one each of the shared
+                                                devices), prints each pod's envs and devices as
+                                                one JSON line
 Needs root (mknod). Every process it starts is stopped by PID.
 """
+import json
 import os
 import queue
 import re
@@ -34,6 +39,7 @@ RESOURCES = {
 }
 NODES = {"vhost-vsock": (10, 241), "kvm": (10, 232), "net/tun": (10, 200), "vhost-net": (10, 238)}
 CID_RANGE = (10, 17)
+CID_RANGE_OF_E2E = (10, 41)  # hack/e2e.sh starts its agent with --cid-range 10-41
 SHARED_CAPACITY = 4
 DEADLINE = 5.0  # what the issue allows for health updates and re-registration
 
@@ -420,9 +426,42 @@ def bench_kubelet(directory, calls):
     kubelet.server.stop(0).wait()
 
 
+def allocate(directory, pods):
+    """What the kubelet does for each pod at admission: the preferred block of vsock CIDs, then
+    Allocate for every cuttlefish.dev resource. One JSON line a pod: {"envs", "devices"}."""
+    kubelet = Kubelet(directory)
+    kubelet.start()
+    found = kubelet.registrations(len(RESOURCES), 30)
+    if set(found) != set(RESOURCES):
+        sys.exit(f"registered: {sorted(found)}, expected {sorted(RESOURCES)}")
+    stubs = {name: kubelet.plugin(request.endpoint) for name, (_, request) in found.items()}
+    free = [str(cid) for cid in range(CID_RANGE_OF_E2E[0], CID_RANGE_OF_E2E[1] + 1)]
+    for index, count in enumerate(pods):
+        preferred = stubs["cuttlefish.dev/vsock-cid"].GetPreferredAllocation(
+            preferred_request(free, [], count), timeout=5)
+        cids = list(getattr(preferred.container_responses[0], field(preferred.container_responses[0], 1)))
+        free = [cid for cid in free if cid not in cids]
+        requests = {"cuttlefish.dev/vsock-cid": cids}
+        for name in RESOURCES:
+            requests.setdefault(name, [f"{name.split('/')[1]}-{index}"])
+        envs, devices = {}, []
+        for name, ids_ in requests.items():
+            response = stubs[name].Allocate(allocate_request(ids_), timeout=5).container_responses[0]
+            envs.update(getattr(response, field(response, 1)))
+            for device in getattr(response, field(response, 3)):
+                devices.append({"container": getattr(device, field(device, 1)),
+                                "host": getattr(device, field(device, 2)),
+                                "permissions": getattr(device, field(device, 3))})
+        print(json.dumps({"envs": envs, "devices": devices}), flush=True)
+    kubelet.server.stop(0).wait()
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "test":
         sys.exit(test(sys.argv[2], sys.argv[3]))
+    if sys.argv[1] == "allocate":
+        allocate(sys.argv[2], [int(n) for n in sys.argv[3:]])
+        sys.exit(0)
     if sys.argv[1] == "bench-kubelet":
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
         bench_kubelet(sys.argv[2], int(sys.argv[3]))

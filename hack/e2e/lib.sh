@@ -226,6 +226,7 @@ write_conflist() {
     },
     {
       "type": "cuttlefish-cni",
+      "capabilities": { "io.kubernetes.cri.pod-annotations": true },
       "select": "all",
       "instances": 1,
       "dhcp": true,
@@ -296,7 +297,7 @@ all_caps_dropped() {
 }
 PAUSE_CMD='["/bin/sleep","2147483647"]' # a CRI sandbox's container must live as long as the pod
 
-# --- images: busybox-static rootfs with tunprobe and the inside script --------------------------
+# --- images: busybox-static rootfs with tunprobe, seccomp-probe and the inside script --------------------------
 # /usr stays an empty directory: the guest step bind-mounts the host's /usr (read-only) there to
 # provide qemu, and lib, lib64 point into it.
 make_rootfs_tar() { # OUT
@@ -307,6 +308,7 @@ make_rootfs_tar() { # OUT
     cp /bin/busybox "$r/bin/busybox"
     for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$r/bin/$a"; done
     cp "$CACHE/tunprobe" "$r/bin/tunprobe"
+    cp "$CACHE/seccomp-probe" "$r/bin/seccomp-probe"
     install -m 0755 "$HERE/e2e/inside.sh" "$r/bin/cfe2e-inside"
     ln -s usr/lib "$r/lib"
     ln -s usr/lib64 "$r/lib64"
