@@ -449,6 +449,7 @@ cri_vm_script() {
 echo "IN-ID \$(id)"; grep -E "^(CapEff|Seccomp):" /proc/self/status | tr -s "\t" " " | sed "s/^/IN-/"
 echo "IN-VSOCK-CID \$VSOCK_CID"
 echo "IN-TAP-OWNER \$(cat /sys/class/net/cvd-mtap-01/owner)"
+seccomp-probe | grep -E "^PROBE socket-vsock "
 httpd -p 6520 -h /tmp
 /usr/bin/qemu-system-x86_64 -accel tcg -cpu max -machine q35 -m 256 -smp 1 -nodefaults -no-user-config \\
  -display none -serial stdio -no-reboot -kernel /guest/vmlinuz -initrd /guest/initramfs.cpio.gz \\
@@ -509,6 +510,7 @@ step_cri() {
         grep -q '^TUNPROBE-ATTACH-FAILED cvd-mtap-01: Operation not permitted' "$LOG/cri-uid-1001.txt"
     out=$LOG/cri-inside-1.txt
     ip=$(jq -r '.pods[1].ip' "$state")
+    check "cvd-1: the container that runs the guest opens an AF_VSOCK socket" grep -qx 'PROBE socket-vsock ok' "$out"
     check "cvd-1: the guest leased its eth1 address by DHCP" grep -q '^GUEST-DHCP bound ip=192\.168\.98\.' "$out"
     check "cvd-1: the guest reached the peer, which saw the pod IP $ip" grep -q "GUEST-WGET PEER-SAW $ip\$" "$out"
     check "cvd-1: the peer never saw 192.168.97.x (masqueraded)" bash -c \
