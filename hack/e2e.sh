@@ -92,6 +92,7 @@ cleanup() {
     fi
     kill_saved ctr-run
     kill_saved containerd
+    cri_cleanup
     kill_saved agent
     teardown_topology # also kills, by PID, the shims and conmons left in cfe2e-node
     umount_under_work
@@ -417,6 +418,7 @@ cri_start() {
     mkdir -p "$CRI/net.d"
     write_conflist "$CRI/net.d/10-$NET.conflist"
     write_containerd_config "$CRI" $CRI_PAUSE "$CNIBIN" "$CRI/net.d"
+    ls /run/netns >"$RUN/netns-before-cri"
     nsenter --net=/run/netns/$NODE containerd --config "$CRI/config.toml" >"$LOG/containerd-cri.log" 2>&1 &
     save_pid containerd-cri $!
     local ctr=(ctr --address "$CRI_SOCK" --namespace k8s.io)
@@ -427,6 +429,16 @@ cri_start() {
     in_node "${ctr[@]}" images import "$RUN/cri-image.tar" >/dev/null
 }
 cri() { PYTHONPATH="$RUN/cri-py" in_node python3 "$HERE/e2e/cri.py" "$1" "$CRI_SOCK" "${@:2}"; }
+# after a step that stopped early: the sandboxes it started go as a kubelet would remove them, and
+# a pod netns the CRI plugin made for this run and still keeps is removed with containerd
+cri_cleanup() {
+    [ -f "$PIDS/containerd-cri.pid" ] && [ -f "$RUN/cri-state.json" ] && cri down "$RUN/cri-state.json" >/dev/null 2>&1
+    kill_saved containerd-cri
+    local ns
+    [ -f "$RUN/netns-before-cri" ] || return 0
+    for ns in $(ls /run/netns | grep '^cni-' | grep -vxFf "$RUN/netns-before-cri"); do ip netns del "$ns"; done
+    rm -f "$RUN/netns-before-cri"
+}
 # the kubelet's side of the device plugin: each pod's envs and devices, one JSON line a pod
 device_plugin_allocate() { # VSOCK_CIDS_PER_POD...
     PATH=$(cargo_path) "$HERE/device-plugin/stubs.sh" "$RUN/dp-py"
@@ -524,7 +536,10 @@ step_cri() {
         check "cvd-$n: plugin log has ADD and DEL for its sandbox, outcome=ok" bash -c "plugin_log_has() { grep -E \"command=\$1 .*container=\$2/eth0 .*outcome=ok\" '$PLUGIN_LOG' >/dev/null; };
             plugin_log_has ADD $sandbox && plugin_log_has DEL $sandbox"
     done
-    kill_saved containerd-cri
+    check "RemovePodSandbox removed both pod netns" bash -c \
+        "! ls /run/netns | grep '^cni-' | grep -qvxFf '$RUN/netns-before-cri'"
+    rm -f "$state"
+    cri_cleanup
 }
 
 # ---------------------------------------------------------------------------------------------------
