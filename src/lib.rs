@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod alloc;
+pub mod atomic_file;
 pub mod check;
 pub mod cni;
 pub mod config;

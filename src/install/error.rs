@@ -1,4 +1,5 @@
 use super::conflist::ConflistError;
+use crate::atomic_file;
 use std::path::PathBuf;
 
 /// Every error names the step and the file it concerns.
@@ -20,6 +21,16 @@ pub enum InstallError {
     KeptChanging { path: PathBuf, attempts: usize },
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<atomic_file::Error> for InstallError {
+    fn from(e: atomic_file::Error) -> Self {
+        InstallError::Io {
+            step: e.step,
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl InstallError {
