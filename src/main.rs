@@ -12,7 +12,7 @@ use std::time::Instant;
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    logger::init();
+    logger::init(env!("CARGO_BIN_NAME"));
     let stdin = read_stdin();
     let invocation = Invocation::from_env();
     // Errors are answered in the configuration's version when it is one we speak.

@@ -99,7 +99,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    logger::init();
+    logger::init(env!("CARGO_BIN_NAME"));
     let args = match parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(e) => {
