@@ -11,6 +11,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 fn main() -> ExitCode {
+    if about_asked(
+        std::env::args().skip(1),
+        std::env::var_os("CNI_COMMAND").is_some(),
+    ) {
+        print!("{}", about());
+        return ExitCode::SUCCESS;
+    }
     let started = Instant::now();
     logger::init(env!("CARGO_BIN_NAME"));
     let stdin = read_stdin();
@@ -42,6 +49,32 @@ fn main() -> ExitCode {
         let _ = writeln!(stdout, "{answer}");
     }
     code
+}
+
+/// `--help`, `-h` or `--version` alone, from a person: a runtime always sets `CNI_COMMAND`, and
+/// then the plugin speaks CNI only.
+fn about_asked(mut args: impl Iterator<Item = String>, cni_command: bool) -> bool {
+    let asked = args
+        .next()
+        .is_some_and(|arg| matches!(arg.as_str(), "--help" | "-h" | "--version"));
+    asked && args.next().is_none() && !cni_command
+}
+
+fn about() -> String {
+    format!(
+        "\
+cuttlefish-cni {version}: a chained CNI plugin that builds Android Cuttlefish's host network
+(TAPs, the bridges cvd-ebr and cvd-wbr, NAT) inside a pod's network namespace.
+
+A container runtime (containerd, CRI-O, podman) runs it from its CNI bin dir after the pod's
+primary network plugin: the command in CNI_COMMAND with the other CNI_* variables, the network
+configuration on stdin, the result on stdout. CNI versions: {cni_versions}.
+
+Usage: cuttlefish-cni --help | --version    this text
+",
+        version = env!("CARGO_PKG_VERSION"),
+        cni_versions = cni::SUPPORTED_VERSIONS.join(", "),
+    )
 }
 
 fn read_stdin() -> Result<Vec<u8>, Error> {

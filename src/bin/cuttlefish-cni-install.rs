@@ -1,8 +1,8 @@
 //! The `cuttlefish-cni-install` executable: installs the plugin on the node it runs on, once or,
 //! with `--watch`, until SIGTERM. See `cuttlefish-cni-install --help`.
 
-use cuttlefish_cni::install::{self, Command};
-use cuttlefish_cni::logger;
+use cuttlefish_cni::install::{self, Options};
+use cuttlefish_cni::{cli, logger};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,17 +11,11 @@ static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     logger::init(env!("CARGO_BIN_NAME"));
-    let options = match install::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
-        Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            print!("{}", install::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            log::error!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let parsed = install::parse(std::env::args().skip(1), |name| std::env::var(name).ok());
+    cli::main(env!("CARGO_BIN_NAME"), install::USAGE, parsed, run)
+}
+
+fn run(options: Options) -> ExitCode {
     if !options.watch {
         return match install::run_once(&options) {
             Ok(()) => ExitCode::SUCCESS,

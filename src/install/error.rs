@@ -19,8 +19,6 @@ pub enum InstallError {
     NotChainable { path: PathBuf, reason: String },
     #[error("{} kept changing while the installer edited it ({attempts} attempts): another program is rewriting it; left as that program wrote it", path.display())]
     KeptChanging { path: PathBuf, attempts: usize },
-    #[error("{0}")]
-    Usage(String),
 }
 
 impl From<atomic_file::Error> for InstallError {
