@@ -1,7 +1,7 @@
 //! The `cuttlefish-cni` executable: a CNI plugin. Reads the CNI environment and the network
 //! configuration on stdin, prints a result or an error JSON on stdout, and nothing else there.
 
-use cuttlefish_cni::cni::{self, Invocation, Version};
+use cuttlefish_cni::cni::{self, Invocation};
 use cuttlefish_cni::config::{self, MAX_STDIN_BYTES};
 use cuttlefish_cni::error::Error;
 use cuttlefish_cni::{logger, plugin};
@@ -23,12 +23,7 @@ fn main() -> ExitCode {
     let stdin = read_stdin();
     let invocation = Invocation::from_env();
     // Errors are answered in the configuration's version when it is one we speak.
-    let version = stdin
-        .as_ref()
-        .ok()
-        .and_then(|bytes| config::peek_version(bytes))
-        .filter(|v| Version::parse_supported(v).is_ok())
-        .unwrap_or_else(|| Version::LATEST.to_string());
+    let version = config::answer_version(stdin.as_deref().unwrap_or_default());
     let summary = invocation.as_ref().ok().map(Summary::of);
     let outcome = match (invocation, stdin) {
         (Ok(invocation), Ok(stdin)) => plugin::run(&invocation, &stdin),
