@@ -86,7 +86,10 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command<Args>, String
     let mut args = cli::Args::new(args);
     while let Some(arg) = args.next() {
         match arg.name.as_str() {
-            "--help" => return Ok(Command::Help),
+            "--help" => {
+                arg.no_value()?;
+                return Ok(Command::Help);
+            }
             "status" => parsed.status = true,
             "--socket" => parsed.socket = args.value(arg)?.into(),
             "--state-dir" => parsed.state_dir = args.value(arg)?.into(),
