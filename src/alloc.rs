@@ -5,11 +5,12 @@
 //! keeps its leases. DEL releases an attachment's numbers, CNI GC releases those of attachments
 //! no longer valid, a failed ADD releases its own.
 
+use crate::atomic_file;
 use crate::cni::Attachment;
 use nix::fcntl::{Flock, FlockArg};
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub const LOCK_FILE: &str = "lock";
@@ -94,7 +95,7 @@ impl Allocations {
             }));
         };
         for number in first..first + count {
-            self.write_atomically(number, holder)?;
+            self.write(number, holder)?;
         }
         Ok(Ok(first))
     }
@@ -102,7 +103,7 @@ impl Allocations {
     /// Releases every number `holder` holds.
     pub fn release(&self, holder: &Holder) -> io::Result<()> {
         for number in self.held_by(holder)? {
-            remove_if_present(&self.dir.join(number.to_string()))?;
+            atomic_file::remove(&self.dir.join(number.to_string()))?;
         }
         Ok(())
     }
@@ -112,18 +113,16 @@ impl Allocations {
         let mut released = 0;
         for (number, holder) in self.all()? {
             if !keep(&holder) {
-                remove_if_present(&self.dir.join(number.to_string()))?;
+                atomic_file::remove(&self.dir.join(number.to_string()))?;
                 released += 1;
             }
         }
         Ok(released)
     }
 
-    /// Write to a temporary file in the same directory, fsync, rename: a reader never sees a
-    /// half-written allocation, and a crash leaves either no file or a whole one.
-    fn write_atomically(&self, number: u32, holder: &Holder) -> io::Result<()> {
-        let tmp = self.dir.join(format!(".{number}.tmp"));
-        let mut file = File::create(&tmp)?;
+    /// Atomically (see `atomic_file`): a reader never sees a half-written allocation, and a
+    /// crash leaves either no file or a whole one.
+    fn write(&self, number: u32, holder: &Holder) -> io::Result<()> {
         let mut text = format!(
             "{}\n{}\n",
             holder.attachment.container_id, holder.attachment.ifname
@@ -132,10 +131,11 @@ impl Allocations {
             text.push_str(network);
             text.push('\n');
         }
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, self.dir.join(number.to_string()))?;
-        File::open(&self.dir)?.sync_all()
+        Ok(atomic_file::write(
+            &self.dir.join(number.to_string()),
+            text.as_bytes(),
+            0o644,
+        )?)
     }
 }
 
@@ -172,13 +172,6 @@ fn parse_holder(text: &str) -> Option<Holder> {
         },
         network: lines.next().map(str::to_string),
     })
-}
-
-fn remove_if_present(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

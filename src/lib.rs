@@ -3,7 +3,9 @@
 
 pub mod agent;
 pub mod alloc;
+pub mod atomic_file;
 pub mod check;
+pub mod cli;
 pub mod cni;
 pub mod config;
 pub mod dhcp;

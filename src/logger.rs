@@ -14,15 +14,18 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 struct Logger {
+    /// The binary's name, which every line carries with the pid: `cuttlefish-cni-agent[42]:`.
+    binary: &'static str,
     file: Mutex<Option<File>>,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// Installs the logger at `info` on stderr; `configure` applies the network configuration's
-/// settings once it is parsed.
-pub fn init() {
+/// Installs the logger at `info` on stderr, naming `binary` (`env!("CARGO_BIN_NAME")`) in
+/// every line; `configure` applies the network configuration's settings once it is parsed.
+pub fn init(binary: &'static str) {
     let logger = LOGGER.get_or_init(|| Logger {
+        binary,
         file: Mutex::new(None),
     });
     if log::set_logger(logger).is_ok() {
@@ -83,9 +86,10 @@ impl log::Log for Logger {
             return;
         }
         let line = format!(
-            "{} {:<5} cuttlefish-cni[{}]: {}\n",
+            "{} {:<5} {}[{}]: {}\n",
             utc_timestamp(SystemTime::now()),
             record.level(),
+            self.binary,
             std::process::id(),
             escape(&record.args().to_string())
         );

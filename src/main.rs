@@ -1,7 +1,7 @@
 //! The `cuttlefish-cni` executable: a CNI plugin. Reads the CNI environment and the network
 //! configuration on stdin, prints a result or an error JSON on stdout, and nothing else there.
 
-use cuttlefish_cni::cni::{self, Invocation, Version};
+use cuttlefish_cni::cni::{self, Invocation};
 use cuttlefish_cni::config::{self, MAX_STDIN_BYTES};
 use cuttlefish_cni::error::Error;
 use cuttlefish_cni::{logger, plugin};
@@ -11,17 +11,19 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 fn main() -> ExitCode {
+    if about_asked(
+        std::env::args().skip(1),
+        std::env::var_os("CNI_COMMAND").is_some(),
+    ) {
+        print!("{}", about());
+        return ExitCode::SUCCESS;
+    }
     let started = Instant::now();
-    logger::init();
+    logger::init(env!("CARGO_BIN_NAME"));
     let stdin = read_stdin();
     let invocation = Invocation::from_env();
     // Errors are answered in the configuration's version when it is one we speak.
-    let version = stdin
-        .as_ref()
-        .ok()
-        .and_then(|bytes| config::peek_version(bytes))
-        .filter(|v| Version::parse_supported(v).is_ok())
-        .unwrap_or_else(|| Version::LATEST.to_string());
+    let version = config::answer_version(stdin.as_deref().unwrap_or_default());
     let summary = invocation.as_ref().ok().map(Summary::of);
     let outcome = match (invocation, stdin) {
         (Ok(invocation), Ok(stdin)) => plugin::run(&invocation, &stdin),
@@ -42,6 +44,32 @@ fn main() -> ExitCode {
         let _ = writeln!(stdout, "{answer}");
     }
     code
+}
+
+/// `--help`, `-h` or `--version` alone, from a person: a runtime always sets `CNI_COMMAND`, and
+/// then the plugin speaks CNI only.
+fn about_asked(mut args: impl Iterator<Item = String>, cni_command: bool) -> bool {
+    let asked = args
+        .next()
+        .is_some_and(|arg| matches!(arg.as_str(), "--help" | "-h" | "--version"));
+    asked && args.next().is_none() && !cni_command
+}
+
+fn about() -> String {
+    format!(
+        "\
+cuttlefish-cni {version}: a chained CNI plugin that builds Android Cuttlefish's host network
+(TAPs, the bridges cvd-ebr and cvd-wbr, NAT) inside a pod's network namespace.
+
+A container runtime (containerd, CRI-O, podman) runs it from its CNI bin dir after the pod's
+primary network plugin: the command in CNI_COMMAND with the other CNI_* variables, the network
+configuration on stdin, the result on stdout. CNI versions: {cni_versions}.
+
+Usage: cuttlefish-cni --help | --version    this text
+",
+        version = env!("CARGO_PKG_VERSION"),
+        cni_versions = cni::SUPPORTED_VERSIONS.join(", "),
+    )
 }
 
 fn read_stdin() -> Result<Vec<u8>, Error> {

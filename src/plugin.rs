@@ -15,10 +15,7 @@ use serde_json::{Map, Value};
 pub fn run(invocation: &Invocation, stdin: &[u8]) -> Result<Option<Value>> {
     if invocation.command == Command::Version {
         // VERSION may ignore stdin; answer in the version asked for when we support it.
-        let version = crate::config::peek_version(stdin)
-            .filter(|v| Version::parse_supported(v).is_ok())
-            .unwrap_or_else(|| Version::LATEST.to_string());
-        return Ok(Some(cni::version_json(&version)));
+        return Ok(Some(cni::version_json(&crate::config::answer_version(stdin))));
     }
     let conf = NetConf::parse(stdin, invocation)?;
     logger::configure(&conf.log)?;

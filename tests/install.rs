@@ -601,6 +601,13 @@ fn watch_mode_reapplies_after_the_primary_rewrites_its_conflist() {
     assert_eq!(host.conflist("05-cilium.conflist"), CILIUM);
 }
 
+/// `<timestamp> <LEVEL> cuttlefish-cni-install[<pid>]: <message>`.
+fn names_the_installer(line: &str) -> bool {
+    line.split_once(" cuttlefish-cni-install[")
+        .and_then(|(_, rest)| rest.split_once("]: "))
+        .is_some_and(|(pid, _)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[test]
 fn the_executable_installs_and_uninstalls_from_environment_variables() {
     let host = HostRoot::new(&[("05-cilium.conflist", CILIUM)]);
@@ -619,6 +626,10 @@ fn the_executable_installs_and_uninstalls_from_environment_variables() {
     assert!(installed.status.success());
     assert!(installed.stdout.is_empty(), "logs go to stderr only");
     let log = String::from_utf8_lossy(&installed.stderr);
+    assert!(
+        log.lines().all(names_the_installer),
+        "lines must name cuttlefish-cni-install[pid]:\n{log}"
+    );
     assert!(log.contains("appended the cuttlefish-cni entry"), "{log}");
     assert!(log.contains("from 0.3.1 to 1.1.0"), "{log}");
     assert_eq!(fs::read(host.seccomp_profile()).unwrap(), repository_profile());

@@ -2,9 +2,9 @@
 //! written atomically, so that a restarted agent serves every live pod again.
 
 use super::protocol::Registration;
+use crate::atomic_file;
 use crate::netns::NetnsId;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One registration as kept on disk.
@@ -48,25 +48,16 @@ impl StateDir {
         Ok(records)
     }
 
-    /// Temporary file, fsync, rename: a crash leaves the old record or the new one. `name` is
-    /// made of validated names only (see `validate`), so it stays in this directory.
+    /// Written atomically (see `atomic_file`), readable by root only: a crash leaves the old
+    /// record or the new one. `name` is made of validated names only (see `validate`), so it
+    /// stays in this directory.
     pub fn write(&self, name: &str, record: &Record) -> std::io::Result<()> {
-        let tmp = self.0.join(format!(".{name}.tmp"));
-        let written = std::fs::File::create(&tmp).and_then(|mut file| {
-            file.write_all(serde_json::to_string(record).expect("serialisable").as_bytes())?;
-            file.sync_all()
-        });
-        match written.and_then(|()| std::fs::rename(&tmp, self.path_of(name))) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
+        let text = serde_json::to_string(record).expect("serialisable");
+        Ok(atomic_file::write(&self.path_of(name), text.as_bytes(), 0o600)?)
     }
 
     pub fn remove(&self, name: &str) {
-        let _ = std::fs::remove_file(self.path_of(name));
+        let _ = atomic_file::remove(&self.path_of(name));
     }
 
     fn path_of(&self, name: &str) -> PathBuf {
@@ -94,5 +85,24 @@ mod tests {
         };
         let text = serde_json::to_string(&now).unwrap();
         assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), now);
+    }
+
+    #[test]
+    fn records_are_readable_by_root_only_and_load_back() {
+        use std::os::unix::fs::MetadataExt;
+        let path = std::env::temp_dir().join(format!("cfcni-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let dir = StateDir::open(&path).unwrap();
+        let record: Record = serde_json::from_str(
+            r#"{"network":"n","container_id":"c","ifname":"eth0","netns":"/run/netns/x","bridges":[],"dns":[]}"#,
+        )
+        .unwrap();
+        dir.write("n-c-eth0", &record).unwrap();
+        let mode = std::fs::metadata(path.join("n-c-eth0.json")).unwrap().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(dir.load().unwrap(), [("n-c-eth0".to_string(), Some(record))]);
+        dir.remove("n-c-eth0");
+        assert!(dir.load().unwrap().is_empty());
+        std::fs::remove_dir_all(&path).unwrap();
     }
 }

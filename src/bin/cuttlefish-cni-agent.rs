@@ -3,12 +3,8 @@
 //! device nodes, and Prometheus metrics. See README.md, "DHCP on the bridges: the node agent"
 //! and "Device plugin and metrics".
 //!
-//!   cuttlefish-cni-agent [--socket PATH] [--state-dir DIR] [--log-level LEVEL] [--allow-uid UID]...
-//!                        [--device-plugin-dir DIR] [--dev-root DIR] [--cid-range FIRST-LAST]
-//!                        [--shared-capacity N] [--metrics-address ADDR:PORT]
-//!   cuttlefish-cni-agent status [--socket PATH]     prints the counters as JSON
-//!
-//! Requests are taken from uid 0 only, and from each uid given with --allow-uid.
+//! Every flag, with its default: `cuttlefish-cni-agent --help`. Requests are taken from uid 0
+//! only, and from each uid given with --allow-uid.
 
 use cuttlefish_cni::agent::client;
 use cuttlefish_cni::agent::daemon::Agent;
@@ -16,6 +12,7 @@ use cuttlefish_cni::agent::device_plugin::{self, resources};
 use cuttlefish_cni::agent::metrics::{self, Metrics};
 use cuttlefish_cni::agent::protocol::Request;
 use cuttlefish_cni::agent::supervise;
+use cuttlefish_cni::cli::{self, Command};
 use cuttlefish_cni::config::DEFAULT_AGENT_SOCKET;
 use cuttlefish_cni::logger;
 use std::net::SocketAddr;
@@ -36,7 +33,42 @@ struct Args {
     metrics_address: SocketAddr,
 }
 
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+fn usage() -> String {
+    format!(
+        "\
+Usage: cuttlefish-cni-agent [FLAGS]
+       cuttlefish-cni-agent status [--socket PATH]
+
+The node agent of cuttlefish-cni: serves DHCP on the bridges of the pods whose conflist entry
+sets \"dhcp\": true, the kubelet device plugin for vsock CIDs and the CVD device nodes, and
+Prometheus metrics. With `status`, prints the running agent's counters as JSON. Logs to stderr.
+
+Flags (default in parentheses):
+  --socket PATH           where the plugin registers pods ({socket})
+  --state-dir DIR         where registrations are kept across restarts ({state_dir})
+  --log-level LEVEL       off, error, warn, info, debug or trace (info)
+  --allow-uid UID         also take requests from this uid; repeatable (none: uid 0 only)
+  --device-plugin-dir DIR the kubelet's device-plugins directory ({device_plugin_dir})
+  --dev-root DIR          where the host's device nodes are looked up ({dev_root})
+  --cid-range FIRST-LAST  the vsock CIDs to hand out ({cid_range})
+  --shared-capacity N     how many pods may hold each shared device at once, 1 to {max_shared}
+                          ({shared})
+  --metrics-address ADDR:PORT
+                          where GET /metrics is served; port 0 takes a free one ({metrics})
+  -h, --help              this text
+",
+        socket = DEFAULT_AGENT_SOCKET,
+        state_dir = DEFAULT_STATE_DIR,
+        device_plugin_dir = device_plugin::DEFAULT_DIR,
+        dev_root = device_plugin::DEFAULT_DEV_ROOT,
+        cid_range = device_plugin::DEFAULT_CID_RANGE,
+        max_shared = resources::MAX_SHARED_CAPACITY,
+        shared = device_plugin::DEFAULT_SHARED_CAPACITY,
+        metrics = DEFAULT_METRICS_ADDRESS,
+    )
+}
+
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Command<Args>, String> {
     let mut parsed = Args {
         status: false,
         socket: PathBuf::from(DEFAULT_AGENT_SOCKET),
@@ -51,25 +83,38 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         },
         metrics_address: DEFAULT_METRICS_ADDRESS.parse().expect("valid default"),
     };
+    let mut args = cli::Args::new(args);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--socket" => parsed.socket = value()?.into(),
-            "--state-dir" => parsed.state_dir = value()?.into(),
-            "--log-level" => parsed.level = value()?.parse().map_err(|e| format!("--log-level: {e}"))?,
+        match arg.name.as_str() {
+            "--help" => {
+                arg.no_value()?;
+                return Ok(Command::Help);
+            }
+            "status" => parsed.status = true,
+            "--socket" => parsed.socket = args.value(arg)?.into(),
+            "--state-dir" => parsed.state_dir = args.value(arg)?.into(),
+            "--log-level" => {
+                parsed.level = args
+                    .value(arg)?
+                    .parse()
+                    .map_err(|e| format!("--log-level: {e}"))?
+            }
             "--allow-uid" => {
-                let uid = value()?;
+                let uid = args.value(arg)?;
                 parsed
                     .allowed_uids
                     .push(uid.parse().map_err(|e| format!("--allow-uid {uid:?}: {e}"))?)
             }
-            "--device-plugin-dir" => parsed.device_plugin.dir = value()?.into(),
-            "--dev-root" => parsed.device_plugin.dev_root = value()?.into(),
+            "--device-plugin-dir" => parsed.device_plugin.dir = args.value(arg)?.into(),
+            "--dev-root" => parsed.device_plugin.dev_root = args.value(arg)?.into(),
             "--cid-range" => {
-                parsed.device_plugin.cids = value()?.parse().map_err(|e| format!("--cid-range: {e}"))?
+                parsed.device_plugin.cids = args
+                    .value(arg)?
+                    .parse()
+                    .map_err(|e| format!("--cid-range: {e}"))?
             }
             "--shared-capacity" => {
-                let text = value()?;
+                let text = args.value(arg)?;
                 parsed.device_plugin.shared_capacity = text
                     .parse()
                     .ok()
@@ -82,31 +127,24 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     })?
             }
             "--metrics-address" => {
-                let text = value()?;
+                let text = args.value(arg)?;
                 parsed.metrics_address = text
                     .parse()
                     .map_err(|e| format!("--metrics-address: {text:?}: {e}"))?
             }
-            "status" => parsed.status = true,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; see the top of src/bin/cuttlefish-cni-agent.rs"
-                ))
-            }
+            _ => return Err(cli::unknown(&arg)),
         }
     }
-    Ok(parsed)
+    Ok(Command::Run(parsed))
 }
 
 fn main() -> ExitCode {
-    logger::init();
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("cuttlefish-cni-agent: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    logger::init(env!("CARGO_BIN_NAME"));
+    let parsed = parse(std::env::args().skip(1));
+    cli::main(env!("CARGO_BIN_NAME"), &usage(), parsed, run)
+}
+
+fn run(args: Args) -> ExitCode {
     logger::set_level(args.level);
     if !args.status {
         serve(args);

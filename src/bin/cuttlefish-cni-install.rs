@@ -1,28 +1,21 @@
 //! The `cuttlefish-cni-install` executable: installs the plugin on the node it runs on, once or,
 //! with `--watch`, until SIGTERM. See `cuttlefish-cni-install --help`.
 
-use cuttlefish_cni::install::{self, Command};
+use cuttlefish_cni::install::{self, Options};
+use cuttlefish_cni::{cli, logger};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
-    log::set_logger(&StderrLogger).expect("the only logger");
-    log::set_max_level(log::LevelFilter::Info);
-    let options = match install::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
-        Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            print!("{}", install::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            log::error!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    logger::init(env!("CARGO_BIN_NAME"));
+    let parsed = install::parse(std::env::args().skip(1), |name| std::env::var(name).ok());
+    cli::main(env!("CARGO_BIN_NAME"), install::USAGE, parsed, run)
+}
+
+fn run(options: Options) -> ExitCode {
     if !options.watch {
         return match install::run_once(&options) {
             Ok(()) => ExitCode::SUCCESS,
@@ -57,25 +50,4 @@ fn stop_on_termination() -> nix::Result<()> {
         unsafe { signal::sigaction(signal, &action) }?;
     }
     Ok(())
-}
-
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            let line = format!(
-                "{:<5} cuttlefish-cni-install: {}\n",
-                record.level(),
-                record.args()
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
-        }
-    }
-
-    fn flush(&self) {}
 }

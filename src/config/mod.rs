@@ -177,8 +177,16 @@ const PLUGIN_KEYS: [&str; 17] = [
     "dnsServers",
 ];
 
-/// Reads only `cniVersion`, for VERSION and for the version of an early error.
-pub fn peek_version(stdin: &[u8]) -> Option<String> {
+/// The version VERSION and an error before the configuration is parsed are answered in: the
+/// configuration's `cniVersion` when we speak it, the latest otherwise.
+pub fn answer_version(stdin: &[u8]) -> String {
+    peek_version(stdin)
+        .filter(|v| Version::parse_supported(v).is_ok())
+        .unwrap_or_else(|| Version::LATEST.to_string())
+}
+
+/// Reads only `cniVersion`.
+fn peek_version(stdin: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(stdin).ok()?;
     Some(value.get("cniVersion")?.as_str()?.to_string())
 }
@@ -539,11 +547,14 @@ fn dns_redirect(root: &Map<String, Value>) -> Result<DnsRedirect, Error> {
     }
 }
 
+/// The runtime capability that puts the pod's DNS settings in `runtimeConfig`.
+pub const DNS_CAPABILITY: &str = "dns";
+
 /// The server for `dnsRedirect: true`, from the runtime's `dns` capability.
 fn runtime_dns_server(runtime_config: Option<&Map<String, Value>>) -> Result<Ipv4Addr, Error> {
     const FIELD: &str = "runtimeConfig.dns.servers";
     let servers = runtime_config
-        .and_then(|rc| rc.get("dns"))
+        .and_then(|rc| rc.get(DNS_CAPABILITY))
         .and_then(|dns| dns.get("servers"));
     let texts = address_texts(FIELD, servers)?;
     first_ipv4(&texts).ok_or_else(|| {

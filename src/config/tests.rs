@@ -217,6 +217,14 @@ fn peek_version_reads_only_the_version() {
     assert_eq!(peek_version(b"garbage"), None);
 }
 
+#[test]
+fn answers_are_in_the_configurations_version_when_supported_else_the_latest() {
+    assert_eq!(answer_version(br#"{"cniVersion":"0.3.1"}"#), "0.3.1");
+    for unsupported in [&br#"{"cniVersion":"0.2.0"}"#[..], b"{}", b"garbage", b""] {
+        assert_eq!(answer_version(unsupported), "1.1.0");
+    }
+}
+
 fn del_invocation_with(cni_args: &[(&str, &str)]) -> Invocation {
     Invocation {
         cni_args: cni_args

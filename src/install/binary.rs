@@ -1,8 +1,8 @@
 //! The plugin binary in the host's CNI bin dir.
 
-use super::atomic;
 use super::conflist::PLUGIN_TYPE;
 use super::error::InstallError;
+use crate::atomic_file;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -27,11 +27,11 @@ pub fn install(source: &Path, bin_dir: &Path) -> Result<Copied, InstallError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(InstallError::io("reading the installed binary", &target)(e)),
     }
-    atomic::write_atomically(&target, &new, 0o755)?;
+    atomic_file::write(&target, &new, 0o755)?;
     Ok(Copied::Yes)
 }
 
 /// `false` when there was nothing to remove.
 pub fn remove(bin_dir: &Path) -> Result<bool, InstallError> {
-    atomic::remove(&installed_path(bin_dir))
+    Ok(atomic_file::remove(&installed_path(bin_dir))?)
 }

@@ -8,12 +8,12 @@
 //! had before the upgrade; that is noted beside the conflist in a hidden file whose name runtimes
 //! ignore (no `.conf`, `.conflist` or `.json` extension).
 
-use super::atomic;
 use super::conf_dir;
 use super::conflist::{self, Entry};
 use super::error::InstallError;
 use super::guarded_edit::{self, Edit};
 use super::plugin_versions;
+use crate::atomic_file;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -87,9 +87,9 @@ pub fn add(conflist: &Path, entry: &Entry, bin_dir: &Path) -> Result<Chained, In
         }
         // The note is written first: a crash in between leaves a note too many, never one too few.
         match &change {
-            VersionChange::Upgraded { from } => atomic::write_atomically(&note, from.as_bytes(), 0o644)?,
+            VersionChange::Upgraded { from } => atomic_file::write(&note, from.as_bytes(), 0o644)?,
             _ => {
-                atomic::remove(&note)?;
+                atomic_file::remove(&note)?;
             }
         }
         note_written = true;
@@ -122,15 +122,16 @@ pub fn remove(conflist: &Path) -> Result<Unchained, InstallError> {
         }
         Ok(Edit::Write(text, Unchained::Removed { restored_version }))
     })?;
-    atomic::remove(&note)?;
+    atomic_file::remove(&note)?;
     Ok(unchained)
 }
 
 fn restore_note(note: &Path, version: Option<&str>) -> Result<(), InstallError> {
     match version {
-        Some(version) => atomic::write_atomically(note, version.as_bytes(), 0o644),
-        None => atomic::remove(note).map(drop),
+        Some(version) => atomic_file::write(note, version.as_bytes(), 0o644)?,
+        None => drop(atomic_file::remove(note)?),
     }
+    Ok(())
 }
 
 fn read_note(note: &Path) -> Result<Option<String>, InstallError> {

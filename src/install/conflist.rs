@@ -4,6 +4,8 @@
 //! stays as it was written.
 
 use super::json_span;
+use crate::config::overrides::ANNOTATIONS_CAPABILITY;
+use crate::config::DNS_CAPABILITY;
 use serde_json::{Map, Value};
 use std::ops::Range;
 
@@ -11,9 +13,6 @@ use std::ops::Range;
 pub const PLUGIN_TYPE: &str = "cuttlefish-cni";
 /// The version a primary conflist is upgraded to: the first with CHECK, GC and STATUS all in.
 pub const UPGRADED_VERSION: &str = "1.1.0";
-const ANNOTATIONS_CAPABILITY: &str = "io.kubernetes.cri.pod-annotations";
-/// The runtime's DNS settings in `runtimeConfig.dns`, which `dnsRedirect: true` reads.
-const DNS_CAPABILITY: &str = "dns";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConflistError {

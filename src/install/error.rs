@@ -1,4 +1,5 @@
 use super::conflist::ConflistError;
+use crate::atomic_file;
 use std::path::PathBuf;
 
 /// Every error names the step and the file it concerns.
@@ -18,8 +19,16 @@ pub enum InstallError {
     NotChainable { path: PathBuf, reason: String },
     #[error("{} kept changing while the installer edited it ({attempts} attempts): another program is rewriting it; left as that program wrote it", path.display())]
     KeptChanging { path: PathBuf, attempts: usize },
-    #[error("{0}")]
-    Usage(String),
+}
+
+impl From<atomic_file::Error> for InstallError {
+    fn from(e: atomic_file::Error) -> Self {
+        InstallError::Io {
+            step: e.step,
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl InstallError {

@@ -2,8 +2,8 @@
 //! conflist whenever it likes): the file is re-read right before the rename, and when it has
 //! changed the edit starts over from the new contents, so the other program's change is kept.
 
-use super::atomic::{self, Snapshot};
 use super::error::InstallError;
+use crate::atomic_file::{self, Snapshot};
 use std::path::Path;
 
 /// Attempts before giving up on a file that changes under every one of them.
@@ -32,7 +32,7 @@ pub fn edit<T>(
         match edit(text)? {
             Edit::Keep(outcome) => return Ok(outcome),
             Edit::Write(text, outcome) => {
-                if atomic::replace_unless_changed(path, &before, text.as_bytes())? {
+                if atomic_file::replace_unless_changed(path, &before, text.as_bytes())? {
                     return Ok(outcome);
                 }
                 log::info!(

@@ -3,7 +3,6 @@
 //! appends the plugin to the node's primary conflist; uninstall undoes all three, leaving the
 //! conflist byte-identical to what it was before.
 
-mod atomic;
 pub mod binary;
 pub mod chain;
 mod conf_dir;

@@ -2,7 +2,7 @@
 //! its variable; an empty variable counts as unset.
 
 use super::conflist::Entry;
-use super::error::InstallError;
+use crate::cli;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +13,7 @@ Usage: cuttlefish-cni-install [FLAGS]
 Installs the cuttlefish-cni plugin on this node: copies the binary into the host's CNI bin dir
 and, in chain mode, appends its entry to the node's primary conflist. Logs to stderr.
 
-Flags (environment variable in brackets):
+Flags (environment variable in brackets, default in parentheses):
   --host-bin-dir DIR    host CNI bin dir, as mounted [CUTTLEFISH_CNI_HOST_BIN_DIR] (/opt/cni/bin)
   --host-conf-dir DIR   host CNI conf dir, as mounted [CUTTLEFISH_CNI_HOST_CONF_DIR] (/etc/cni/net.d)
   --mode chain|manual   chain: edit the primary conflist; manual: touch no conflist
@@ -35,7 +35,7 @@ Flags (environment variable in brackets):
   --watch               keep going: repeat every interval until SIGTERM, so the entry comes back
                         after the primary CNI rewrites its conflist [CUTTLEFISH_CNI_WATCH=true]
   --interval SECONDS    how often --watch looks [CUTTLEFISH_CNI_WATCH_INTERVAL] (10)
-  --help                this text
+  -h, --help            this text
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,35 +58,24 @@ pub struct Options {
     pub interval: Duration,
 }
 
-#[derive(Debug, PartialEq)]
-pub enum Command {
-    Run(Options),
-    Help,
-}
+pub type Command = cli::Command<Options>;
 
-/// `args` without the program name; `env` looks up a variable.
+/// `args` without the program name; `env` looks up a variable. Errors are usage errors.
 pub fn parse(
     args: impl IntoIterator<Item = String>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Command, InstallError> {
+) -> Result<Command, String> {
     let mut given: Vec<(&'static str, String)> = Vec::new();
-    let mut args = args.into_iter();
+    let mut args = cli::Args::new(args);
     while let Some(arg) = args.next() {
-        let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-            None => (arg, None),
-        };
         let spec = FLAGS
             .iter()
-            .find(|spec| spec.flag == flag)
-            .ok_or_else(|| usage(format!("unknown argument {flag:?}")))?;
-        let value = match (spec.takes_value, inline_value) {
-            (true, Some(value)) => value,
-            (true, None) => args
-                .next()
-                .ok_or_else(|| usage(format!("{flag} needs a value")))?,
-            (false, None) => "true".to_string(),
-            (false, Some(_)) => return Err(usage(format!("{flag} takes no value"))),
+            .find(|spec| spec.flag == arg.name)
+            .ok_or_else(|| cli::unknown(&arg))?;
+        let value = if spec.takes_value {
+            args.value(arg)?
+        } else {
+            arg.no_value().map(|()| "true".to_string())?
         };
         given.push((spec.flag, value));
     }
@@ -112,7 +101,7 @@ pub fn parse(
         mode: match value("--mode").as_deref() {
             None | Some("chain") => Mode::Chain,
             Some("manual") => Mode::Manual,
-            Some(other) => return Err(usage(format!("--mode must be chain or manual, not {other:?}"))),
+            Some(other) => return Err(format!("--mode must be chain or manual, not {other:?}")),
         },
         conflist: value("--conflist"),
         plugin_binary: path("--plugin-binary", "/cuttlefish-cni"),
@@ -159,44 +148,36 @@ const FLAGS: [Flag; 11] = [
     flag("--help", "", false),
 ];
 
-fn usage(message: String) -> InstallError {
-    InstallError::Usage(format!("{message}; see --help"))
-}
-
-fn switch(flag: &str, value: Option<String>) -> Result<bool, InstallError> {
+fn switch(flag: &str, value: Option<String>) -> Result<bool, String> {
     match value.as_deref() {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
-        Some(other) => Err(usage(format!("{flag} must be true or false, not {other:?}"))),
+        Some(other) => Err(format!("{flag} must be true or false, not {other:?}")),
     }
 }
 
-fn seccomp_profile(path: PathBuf) -> Result<PathBuf, InstallError> {
+fn seccomp_profile(path: PathBuf) -> Result<PathBuf, String> {
     if path.is_absolute() && path.file_name().is_some() {
         return Ok(path);
     }
-    Err(usage(format!(
+    Err(format!(
         "--host-seccomp-profile must be an absolute file path, not {:?}",
         path.display().to_string()
-    )))
+    ))
 }
 
-fn entry(keys: Option<String>) -> Result<Entry, InstallError> {
+fn entry(keys: Option<String>) -> Result<Entry, String> {
     let extra = match keys {
         None => Map::new(),
         Some(text) => match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(usage(format!(
-                    "--plugin-keys must be a JSON object, not {text:?}"
-                )))
-            }
+            _ => return Err(format!("--plugin-keys must be a JSON object, not {text:?}")),
         },
     };
-    Entry::new(extra).map_err(usage)
+    Entry::new(extra)
 }
 
-fn interval(seconds: Option<String>) -> Result<Duration, InstallError> {
+fn interval(seconds: Option<String>) -> Result<Duration, String> {
     let Some(text) = seconds else {
         return Ok(Duration::from_secs(10));
     };
@@ -204,18 +185,14 @@ fn interval(seconds: Option<String>) -> Result<Duration, InstallError> {
         .ok()
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            usage(format!(
-                "--interval must be a positive number of seconds, not {text:?}"
-            ))
-        })
+        .ok_or_else(|| format!("--interval must be a positive number of seconds, not {text:?}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Options, InstallError> {
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Options, String> {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         match parse(args.iter().map(|a| a.to_string()), lookup)? {

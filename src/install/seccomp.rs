@@ -8,8 +8,8 @@
 //! too when the installer created that directory (a marker inside records it) and nothing else
 //! is left in it.
 
-use super::atomic;
 use super::error::InstallError;
+use crate::atomic_file;
 use std::fs;
 use std::path::Path;
 
@@ -31,19 +31,19 @@ pub fn install(path: &Path) -> Result<Written, InstallError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(InstallError::io("reading the installed seccomp profile", path)(e)),
     }
-    atomic::write_atomically(path, PROFILE.as_bytes(), 0o644)?;
+    atomic_file::write(path, PROFILE.as_bytes(), 0o644)?;
     Ok(Written::Yes)
 }
 
 /// `false` when there was no profile to remove.
 pub fn remove(path: &Path) -> Result<bool, InstallError> {
-    let removed = atomic::remove(path)?;
+    let removed = atomic_file::remove(path)?;
     let dir = directory(path);
     let marker = dir.join(CREATED_MARKER);
     if marker.exists() && holds_only_the_marker(dir)? {
-        atomic::remove(&marker)?;
+        atomic_file::remove(&marker)?;
         match fs::remove_dir(dir) {
-            Ok(()) => atomic::sync_directory(dir)?,
+            Ok(()) => atomic_file::sync_directory(dir)?,
             // Something arrived meanwhile: it is no longer ours alone to remove.
             Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
             Err(e) => return Err(InstallError::io("removing", dir)(e)),
@@ -61,8 +61,8 @@ fn directory(path: &Path) -> &Path {
 fn create_directory(dir: &Path) -> Result<(), InstallError> {
     match fs::create_dir(dir) {
         Ok(()) => {
-            atomic::write_atomically(&dir.join(CREATED_MARKER), b"", 0o644)?;
-            atomic::sync_directory(dir)
+            atomic_file::write(&dir.join(CREATED_MARKER), b"", 0o644)?;
+            Ok(atomic_file::sync_directory(dir)?)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(InstallError::io("creating the seccomp profile's directory", dir)(

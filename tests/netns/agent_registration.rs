@@ -515,7 +515,9 @@ fn a_client_that_is_not_root_is_refused_counted_and_logged() {
         agent
             .log()
             .lines()
-            .any(|l| l.contains("refused") && l.contains(&format!("uid {uid}"))),
+            .any(|l| l.contains(&format!(" cuttlefish-cni-agent[{}]: ", agent.pid))
+                && l.contains("refused")
+                && l.contains(&format!("uid {uid}"))),
         "{}",
         agent.log()
     );

@@ -120,6 +120,7 @@ fn control_characters_in_logged_values_are_escaped() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines.iter().all(|l| !l.starts_with(forged)), "{text}");
+    assert!(lines.iter().all(|l| l.contains(" cuttlefish-cni[")), "{text}");
     assert!(
         lines[0].contains(&format!("evil\\n{forged}")) && lines[0].contains("back\\\\slash"),
         "{text}"
