@@ -13,7 +13,7 @@ work=$(mktemp -d) tag=cfa$$
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for ns in $(ip netns list | awk -v t="$tag" 'index($1, t) == 1 {print $1}'); do ip netns del "$ns"; done
+  for ns in $(ip netns list | awk -v t="$tag-" 'index($1, t) == 1 {print $1}'); do ip netns del "$ns"; done
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM HUP

@@ -8,39 +8,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 1; }
-hack/install-deps.sh
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >&2
+hack/install-deps.sh time # /usr/bin/time: the plugin's peak RSS
+source hack/lib/cni.sh
+source hack/lib/cuttlefish.sh
 runs=${RUNS:-11} sizes=${SIZES:-1 4 16} scale=${SCALE:-1 10 50}
 bin_dir=$(hack/build-release.sh)
 plugin=$bin_dir/cuttlefish-cni
-work=$(mktemp -d) tag=cfb$$ group=52992
-node=$tag-node
-cleanup() {
-  for ns in $(ip netns list | awk -v t="$tag" 'index($1, t) == 1 {print $1}'); do ip netns del "$ns"; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM HUP
-ip netns add "$node"
+tag=cfb$$ group=$CUTTLEFISH_LINK_GROUP
+cni_namespaces "$tag" # every namespace below is $tag-*, removed on exit
+work=$CF_STATE
 
 now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }
 declare -A samples
 
 # --- the work, three ways --------------------------------------------------------------------
-names() { # names N: bridges, then per instance mtap wifiap etap wtap
-  echo cvd-ebr cvd-wbr
-  for ((i = 1; i <= $1; i++)); do printf 'cvd-mtap-%02d cvd-wifiap-%02d cvd-etap-%02d cvd-wtap-%02d\n' $i $i $i $i; done
-}
-routed() { # routed KIND I: host address of instance I's /30 (mtap or wifiap)
-  local lo hi m=$2; [ "$1" = mtap ] && { lo=97; hi=93; } || { lo=94; hi=95; }
-  local band=$lo; ((m > 64)) && { band=$hi; m=$((m - 64)); }
-  echo "192.168.$band.$((4 * m - 3))"
-}
-subnets() { # subnets N: every masqueraded subnet, in the plugin's order
-  for ((i = 1; i <= $1; i++)); do
-    for k in mtap wifiap; do local a; a=$(routed $k $i); echo "${a%.*}.$((${a##*.} - 1))/30"; done
-  done
-  echo 192.168.98.0/24 192.168.96.0/24
-}
 # ip -batch lines that build N instances (links in our link group, for the bulk delete).
 ip_batch() {
   echo "link add cvd-ebr group $group type bridge forward_delay 0 stp_state 0"
@@ -51,13 +32,13 @@ ip_batch() {
     for k in mtap wifiap etap wtap; do echo "tuntap add dev cvd-$k-$n mode tap vnet_hdr"; done
     echo "link set cvd-mtap-$n group $group up"; echo "link set cvd-wifiap-$n group $group up"
     echo "link set cvd-etap-$n master cvd-ebr group $group up"; echo "link set cvd-wtap-$n master cvd-wbr group $group up"
-    echo "addr add $(routed mtap $i)/30 brd + dev cvd-mtap-$n"; echo "addr add $(routed wifiap $i)/30 brd + dev cvd-wifiap-$n"
+    echo "addr add $(cuttlefish_routed mtap $i)/30 brd + dev cvd-mtap-$n"; echo "addr add $(cuttlefish_routed wifiap $i)/30 brd + dev cvd-wifiap-$n"
   done
-  echo "addr add 192.168.98.1/24 brd + dev cvd-ebr"; echo "addr add 192.168.96.1/24 brd + dev cvd-wbr"
+  for b in "${CUTTLEFISH_BRIDGES[@]}"; do echo "addr add ${b#*=} brd + dev ${b%%=*}"; done
 }
 nft_file() {
   echo "table ip cuttlefish_nat {"; echo " chain postrouting {"; echo "  type nat hook postrouting priority 100;"
-  for s in $(subnets "$1"); do echo "  ip saddr $s masquerade"; done
+  for s in $(cuttlefish_masquerade "$1"); do echo "  ip saddr $s masquerade"; done
   echo " }"; echo "}"
 }
 sysctls() { echo "echo $1 > /proc/sys/net/ipv4/ip_forward; echo $1 > /proc/sys/net/ipv6/conf/all/forwarding"; }
@@ -65,7 +46,7 @@ sysctls() { echo "echo $1 > /proc/sys/net/ipv4/ip_forward; echo $1 > /proc/sys/n
 for n in $sizes; do
   ip_batch "$n" >"$work/add-$n.ip"
   nft_file "$n" >"$work/add-$n.nft"
-  names "$n" | tr ' ' '\n' | sed 's/^/link del /' >"$work/del-$n.ip"
+  cuttlefish_links "$n" | tr ' ' '\n' | sed 's/^/link del /' >"$work/del-$n.ip"
   jq -n --argjson n "$n" '{cniVersion:"1.1.0", name:"bench", type:"cuttlefish-cni", select:"all",
     instances:$n, prevResult:{cniVersion:"1.1.0", interfaces:[], ips:[]}}' >"$work/conf-$n.json"
 done
@@ -83,24 +64,23 @@ shell_add() {
     local n; n=$(printf %02d $i)
     for k in mtap wifiap etap wtap; do ip -n "$ns" tuntap add dev cvd-$k-$n mode tap vnet_hdr; ip -n "$ns" link set cvd-$k-$n up; done
     ip -n "$ns" link set cvd-etap-$n master cvd-ebr; ip -n "$ns" link set cvd-wtap-$n master cvd-wbr
-    ip -n "$ns" addr add "$(routed mtap $i)/30" brd + dev cvd-mtap-$n
-    ip -n "$ns" addr add "$(routed wifiap $i)/30" brd + dev cvd-wifiap-$n
+    ip -n "$ns" addr add "$(cuttlefish_routed mtap $i)/30" brd + dev cvd-mtap-$n
+    ip -n "$ns" addr add "$(cuttlefish_routed wifiap $i)/30" brd + dev cvd-wifiap-$n
   done
-  ip -n "$ns" addr add 192.168.98.1/24 brd + dev cvd-ebr; ip -n "$ns" addr add 192.168.96.1/24 brd + dev cvd-wbr
+  for b in "${CUTTLEFISH_BRIDGES[@]}"; do ip -n "$ns" addr add "${b#*=}" brd + dev "${b%%=*}"; done
   ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
   ip netns exec "$ns" nft add table ip cuttlefish_nat
   ip netns exec "$ns" nft add chain ip cuttlefish_nat postrouting '{ type nat hook postrouting priority 100 ; }'
-  for s in $(subnets "$2"); do ip netns exec "$ns" nft add rule ip cuttlefish_nat postrouting ip saddr "$s" masquerade; done
+  for s in $(cuttlefish_masquerade "$2"); do ip netns exec "$ns" nft add rule ip cuttlefish_nat postrouting ip saddr "$s" masquerade; done
 }
 shell_del() {
   local ns=$1 l
-  for l in $(names "$2"); do ip -n "$ns" link del "$l"; done
+  for l in $(cuttlefish_links "$2"); do ip -n "$ns" link del "$l"; done
   ip netns exec "$ns" nft delete table ip cuttlefish_nat
   ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
 }
-ours() { # ours COMMAND NS N
-  CNI_COMMAND=$1 CNI_CONTAINERID=bench CNI_NETNS=/run/netns/$2 CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
-    "$plugin" <"$work/conf-$3.json" >/dev/null 2>&1
+ours() { # ours COMMAND NS N: the plugin run where this script runs, as a runtime on the node would
+  CF_NODE= CF_POD=$2 CF_CONTAINER=bench cni "$plugin" "$1" <"$work/conf-$3.json" >/dev/null 2>&1
 }
 ours_add() { ours ADD "$1" "$2"; }
 ours_del() { ours DEL "$1" "$2"; }
@@ -109,8 +89,7 @@ ours_del() { ours DEL "$1" "$2"; }
 ref_conf='{"cniVersion":"1.0.0","name":"bench","type":"bridge","bridge":"cfb0","isGateway":true,
   "ipam":{"type":"host-local","subnet":"10.201.0.0/16","dataDir":"'$work'/ipam"}}'
 ref() { # ref COMMAND NS
-  ip netns exec "$node" env CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/run/netns/$2 CNI_IFNAME=eth0 \
-    CNI_PATH=/usr/lib/cni /usr/lib/cni/bridge <<<"$ref_conf" >/dev/null
+  CF_POD=$2 CF_CONTAINER=$2 cni /usr/lib/cni/bridge "$1" <<<"$ref_conf" >/dev/null
 }
 ref_add() { ref ADD "$1"; }
 ref_del() { ref DEL "$1"; }
@@ -165,9 +144,8 @@ median() { stats "$1" | cut -d' ' -f1; }
 cell() { local s; s=$(stats "$1"); read -r m lo hi <<<"$s"; printf '%s (%s–%s)' "$m" "$lo" "$hi"; }
 ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN { printf "%.2f", a / b }'; }
 
-rss=$(CNI_COMMAND=ADD CNI_CONTAINERID=rss CNI_NETNS=/run/netns/$node CNI_IFNAME=eth0 \
-  /usr/bin/time -f %M "$plugin" <"$work/conf-16.json" 2>&1 >/dev/null | tail -1)
-CNI_COMMAND=DEL CNI_CONTAINERID=rss CNI_NETNS=/run/netns/$node CNI_IFNAME=eth0 "$plugin" <"$work/conf-16.json" >/dev/null 2>&1
+rss=$(CF_NODE= CF_CONTAINER=rss cni "$plugin" ADD /usr/bin/time -f %M <"$work/conf-16.json" 2>&1 >/dev/null | tail -1)
+CF_NODE= CF_CONTAINER=rss cni "$plugin" DEL <"$work/conf-16.json" >/dev/null 2>&1
 size=$(stat -c %s "$plugin")
 
 echo

@@ -8,19 +8,12 @@ cd "$(dirname "$0")/.."
 hack/install-deps.sh
 plugin=$(hack/build-release.sh)/cuttlefish-cni
 instances=${INSTANCES:-1}
-node=cfdemo-node-$$ pod=cfdemo-pod-$$ state=$(mktemp -d)
-cleanup() { ip netns del "$pod" 2>/dev/null || true; ip netns del "$node" 2>/dev/null || true; rm -rf "$state"; }
-trap cleanup EXIT INT TERM HUP
-ip netns add "$node"; ip netns add "$pod"
-
-# Every plugin runs inside "$node", so nothing lands in the root namespace.
-cni() { # cni BINARY COMMAND  (config on stdin)
-  ip netns exec "$node" env CNI_COMMAND="$2" CNI_CONTAINERID=demo-container CNI_NETNS="/run/netns/$pod" \
-    CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=cvd-0" "$1"
-}
-ptp_conf=$(jq -n --arg dir "$state" '{cniVersion:"1.0.0", name:"demo", type:"ptp",
-  ipam:{type:"host-local", subnet:"10.200.1.0/24", dataDir:$dir, routes:[{dst:"0.0.0.0/0"}]}}')
-prev=$(cni /usr/lib/cni/ptp ADD <<<"$ptp_conf")
+source hack/lib/cni.sh
+# Every plugin runs inside the node namespace, so nothing lands in the root namespace.
+cni_namespaces "cfdemo-$$"
+CF_CONTAINER=demo-container CF_CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=cvd-0"
+pod=$CF_POD
+prev=$(primary_add demo)
 conf=$(jq -n --argjson prev "$prev" --argjson n "$instances" '{cniVersion:"1.0.0", name:"demo",
   type:"cuttlefish-cni", instances:$n, runtimeConfig:{"io.kubernetes.cri.pod-annotations":
   {"cuttlefish.dev/instances": ($n|tostring)}}, prevResult:$prev}')
@@ -43,7 +36,7 @@ echo "### CHECK"
 cni "$plugin" CHECK <<<"$conf" && echo "CHECK ok"
 echo "### DEL, then what is left in the pod"
 cni "$plugin" DEL <<<"$conf"
-cni /usr/lib/cni/ptp DEL <<<"$ptp_conf"
+primary_del demo
 ip -n "$pod" -br link
 ip netns exec "$pod" nft list ruleset
 ip netns exec "$pod" sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding

@@ -7,20 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 1; }
-hack/install-deps.sh
-command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >&2; }
+hack/install-deps.sh time # /usr/bin/time: the plugin's peak RSS
+source hack/lib/cni.sh
 cycles=${CYCLES:-1000} report=${REPORT:-100} instances=${INSTANCES:-4}
 plugin=$(hack/build-release.sh)/cuttlefish-cni
-node=cfend-node-$$ pod=cfend-pod-$$ state=$(mktemp -d)
-cleanup() { ip netns del "$pod" 2>/dev/null || true; ip netns del "$node" 2>/dev/null || true; rm -rf "$state"; }
-trap cleanup EXIT INT TERM HUP
-ip netns add "$node"; ip netns add "$pod"
-# cni BINARY COMMAND [WRAPPER...]: runs BINARY in the node namespace, under WRAPPER if given.
-cni() { ip netns exec "$node" env CNI_COMMAND="$2" CNI_CONTAINERID=endurance CNI_NETNS="/run/netns/$pod" \
-  CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "${@:3}" "$1"; }
-ptp_conf=$(jq -n --arg dir "$state/ipam" '{cniVersion:"1.0.0", name:"end", type:"ptp",
-  ipam:{type:"host-local", subnet:"10.200.1.0/24", dataDir:$dir}}')
-prev=$(cni /usr/lib/cni/ptp ADD <<<"$ptp_conf")
+cni_namespaces "cfend-$$"
+CF_CONTAINER=endurance
+node=$CF_NODE pod=$CF_POD state=$CF_STATE
+prev=$(primary_add end)
 conf=$(jq -n --argjson prev "$prev" --argjson n "$instances" '{cniVersion:"1.1.0", name:"end",
   type:"cuttlefish-cni", select:"all", instances:$n, prevResult:$prev}')
 

@@ -6,16 +6,8 @@
 #   hack/device-plugin/stubs.sh DIR
 set -euo pipefail
 out=$1
-packages=(python3 python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+source "$(dirname "$0")/../lib/host.sh"
+need_pkgs python3 python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
 
 crate=k8s-deviceplugin version=0.2.0
 fetch=$(mktemp -d)

@@ -29,6 +29,8 @@ CNIBIN=$RUN/cni-bin
 SYS_CONF=/etc/cni/net.d/00-cfe2e.conflist # ctr reads only /etc/cni/net.d (first file wins)
 SYS_BIN=/opt/cni/bin                       # ctr reads only /opt/cni/bin
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# need_pkgs, root_ns_snapshot
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/host.sh"
 
 ms_now() { date +%s%3N; }
 say() { printf '\n=== [%s] %s\n' "${STEP:-setup}" "$*"; }
@@ -42,19 +44,6 @@ check() {
 }
 timing() { printf 'TIMING: [%s] %s: %s ms\n' "${STEP:-setup}" "$1" "$2" | tee -a "$RUN/timings.txt"; }
 in_node() { nsenter --net=/run/netns/$NODE "$@"; }
-
-# --- packages ------------------------------------------------------------------------------
-need_pkgs() {
-    local p missing=()
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    say "apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-        >"$LOG/apt.log" 2>&1 || { tail -20 "$LOG/apt.log"; return 1; }
-}
 
 # --- cargo: found where rustup or the Debian image put it (PATH is reset above) -------------------
 cargo_path() {
@@ -149,15 +138,6 @@ umount_under_work() {
     local m
     findmnt -rn -o TARGET 2>/dev/null | grep -E "^$W/" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2- |
         while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
-}
-
-# --- the root namespace: proof that we never touched it -------------------------------------------
-root_ns_snapshot() {
-    ip -o link show | sed -E 's/ state [A-Z]+//; s/ qdisc [^ ]+//'
-    ip -o addr show
-    ip route show table all | sed 's/ linkdown//'
-    nft list ruleset 2>/dev/null || true
-    cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding
 }
 
 # --- topology --------------------------------------------------------------------------------------
