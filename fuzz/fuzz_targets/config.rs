@@ -4,7 +4,7 @@
 #![no_main]
 
 use cuttlefish_cni::cni::{parse_cni_args, Attachment, Command, Invocation};
-use cuttlefish_cni::config::{peek_version, NetConf, MAX_CID, MAX_INSTANCE, MIN_CID};
+use cuttlefish_cni::config::{answer_version, NetConf, MAX_CID, MAX_INSTANCE, MIN_CID};
 use cuttlefish_cni::mark::Owner;
 use cuttlefish_cni::plan::Plan;
 use libfuzzer_sys::fuzz_target;
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         },
         cni_args,
     };
-    let _ = peek_version(stdin);
+    let _ = answer_version(stdin);
     if let Ok(conf) = NetConf::parse(stdin, &invocation) {
         let request = conf.request;
         let (low, high) = conf.allocation.cid_range;

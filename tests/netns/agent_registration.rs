@@ -3,7 +3,7 @@
 //! and must be a pod's, and no server thread outlives its registration. Threads and descriptors
 //! are counted in /proc, the way an operator would find a leak.
 
-use crate::support::{agent_args, sh, Background, Pod, UNPRIVILEGED_UID};
+use crate::support::{agent_args, agent_status, sh, udhcpc, Background, Pod, AGENT, UNPRIVILEGED_UID};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde_json::{json, Value};
 use std::fs::File;
@@ -14,8 +14,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const AGENT: &str = env!("CARGO_BIN_EXE_cuttlefish-cni-agent");
 
 /// A cuttlefish-cni-agent of ours, its socket, state and log (stderr) under `dir`. `launcher`
 /// prefixes the command (a namespace, fewer capabilities, strace); the agent's own pid is found
@@ -89,13 +87,7 @@ impl AgentProcess {
     }
 
     fn status(&self) -> Option<Value> {
-        let out = Command::new(AGENT)
-            .args(["status", "--socket", self.socket().to_str().unwrap()])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+        agent_status(&self.socket())
     }
 
     fn pods_served(&self) -> u64 {
@@ -606,22 +598,9 @@ fn the_agent_needs_exactly_the_capabilities_the_daemonset_gives_it() {
     let agent = agent_with(&pod.dir.join("agent"), &capabilities);
     pod.plugin("ADD", &dhcp_conf(&pod, &agent)).assert_ok();
     let guest = pod.guest_on("cvd-ebr", "g");
-    // -n: udhcpc fails without a lease.
-    guest.exec(&[
-        "busybox",
-        "udhcpc",
-        "-i",
-        "eth0",
-        "-f",
-        "-q",
-        "-n",
-        "-t",
-        "5",
-        "-T",
-        "1",
-        "-s",
-        "/bin/true",
-    ]);
+    // once: udhcpc fails without a lease.
+    let args = udhcpc(std::path::Path::new("/bin/true"), true);
+    guest.exec(&args.iter().map(String::as_str).collect::<Vec<_>>());
     drop(agent);
 
     // Each one is needed; README ("DHCP on the bridges") records what fails without it.

@@ -2,13 +2,13 @@
 //! udhcpc) in guest namespaces joined to `cvd-ebr` and `cvd-wbr`: the pod's containers need no
 //! capability for any of it.
 
-use crate::support::{agent_args, plugin_in_parallel, sh, Background, Netns, Pod, GUEST, PLUGIN};
+use crate::support::{
+    agent_args, agent_status, plugin_in_parallel, sh, udhcpc, Background, Netns, Pod, AGENT, GUEST, PLUGIN,
+};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const AGENT: &str = env!("CARGO_BIN_EXE_cuttlefish-cni-agent");
 
 /// A cuttlefish-cni-agent we started, with its socket and state under a directory of ours.
 struct Agent {
@@ -76,13 +76,7 @@ impl Agent {
     }
 
     fn status(&self) -> Option<Value> {
-        let out = Command::new(AGENT)
-            .args(["status", "--socket", self.socket().to_str().unwrap()])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+        agent_status(&self.socket())
     }
 }
 
@@ -115,20 +109,6 @@ fn wait_for_event(events: &PathBuf, kind: &str, count: usize) -> String {
         assert!(Instant::now() < deadline, "no {kind} event #{count}; log: {log}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// busybox udhcpc on the guest's eth0 with our hook; `once`: quit after the first lease
-/// (`-q -n`), else keep running like a guest's client (renew on SIGUSR1, release on SIGUSR2).
-fn udhcpc(script: &Path, once: bool) -> Vec<String> {
-    let mut args = vec!["busybox", "udhcpc", "-i", "eth0", "-f", "-t", "5", "-T", "1"];
-    if once {
-        args.extend(["-q", "-n"]);
-    }
-    args.push("-s");
-    args.iter()
-        .map(|a| a.to_string())
-        .chain([script.display().to_string()])
-        .collect()
 }
 
 /// udhcpc in `guest` for one lease, in the foreground; returns the `bound` line.

@@ -2,15 +2,13 @@
 //! on loopback: the vsock CID series follow the device nodes under the agent's dev root, and the
 //! DHCP series count a real client's lease.
 
-use crate::support::{sh, Background, Pod};
+use crate::support::{sh, udhcpc, Background, Pod, AGENT};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const AGENT: &str = env!("CARGO_BIN_EXE_cuttlefish-cni-agent");
 
 /// Reads the log until the agent says where it serves metrics.
 fn metrics_address(log: &Path) -> String {
@@ -137,21 +135,8 @@ fn prometheus_scrapes_the_cid_and_lease_series() {
     let hook = pod.dir.join("udhcpc-hook.sh");
     std::fs::write(&hook, "#!/bin/sh\n").unwrap();
     sh(&["chmod", "0755", hook.to_str().unwrap()]);
-    guest.exec(&[
-        "busybox",
-        "udhcpc",
-        "-i",
-        "eth0",
-        "-f",
-        "-q",
-        "-n",
-        "-t",
-        "5",
-        "-T",
-        "1",
-        "-s",
-        hook.to_str().unwrap(),
-    ]);
+    let args = udhcpc(&hook, true);
+    guest.exec(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     let (_prometheus, prometheus) = prometheus(&dir, &target);
     wait_for_value(&prometheus, "up", "1");

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub const PLUGIN: &str = env!("CARGO_BIN_EXE_cuttlefish-cni");
+pub const AGENT: &str = env!("CARGO_BIN_EXE_cuttlefish-cni-agent");
 pub const GUEST: &str = env!("CARGO_BIN_EXE_cvd-test-guest");
 /// Where Debian's containernetworking-plugins puts the reference plugins.
 pub const CNI_BIN_DIR: &str = "/usr/lib/cni";
@@ -46,6 +47,32 @@ pub fn agent_args(dir: &std::path::Path) -> Vec<String> {
         "--metrics-address".into(),
         "127.0.0.1:0".into(),
     ]
+}
+
+/// busybox udhcpc on a guest's eth0 with `script` as its hook; `once`: quit after the first
+/// lease, failing without one (`-q -n`), else keep running like a guest's client (renew on
+/// SIGUSR1, release on SIGUSR2).
+pub fn udhcpc(script: &std::path::Path, once: bool) -> Vec<String> {
+    let mut args = vec!["busybox", "udhcpc", "-i", "eth0", "-f", "-t", "5", "-T", "1"];
+    if once {
+        args.extend(["-q", "-n"]);
+    }
+    args.push("-s");
+    args.iter()
+        .map(|a| a.to_string())
+        .chain([script.display().to_string()])
+        .collect()
+}
+
+/// The counters of the agent at `socket` (`cuttlefish-cni-agent status`), if it answers.
+pub fn agent_status(socket: &std::path::Path) -> Option<Value> {
+    let out = Command::new(AGENT)
+        .args(["status", "--socket", socket.to_str().unwrap()])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// Runs a command, asserts success, returns stdout.
