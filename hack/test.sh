@@ -37,7 +37,7 @@ passed=$((passed + dp_passed))
 echo "== install/ manifests render and validate" >&2
 bash install/validate.sh
 
-echo "== end to end: podman, containerd, a qemu guest" >&2
+echo "== end to end: podman, containerd, containerd's CRI with the device plugin, a qemu guest" >&2
 e2e_log=$(mktemp)
 trap 'rm -f "$test_log" "$dp_log" "$e2e_log"' EXIT
 CUTTLEFISH_CNI_BIN=$bin bash hack/e2e.sh 2>&1 | tee "$e2e_log"
