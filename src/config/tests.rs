@@ -359,13 +359,7 @@ fn allocation_keys_are_checked() {
         (with(base(), "vsockCid", json!(3)), "vsockCid"),
         (with(base(), "baseInstance", json!("automatic")), "baseInstance"),
     ];
-    for (conf, field) in cases {
-        for invocation in [add_invocation(&[]), del_invocation()] {
-            let err = error_of(&conf, &invocation);
-            assert_eq!(err.code(), 7, "{conf}: {err}");
-            assert!(err.to_string().starts_with(field), "{conf}: {err}");
-        }
-    }
+    refused_on_add_and_del(&cases);
 }
 
 #[test]
@@ -501,13 +495,7 @@ fn plugin_keys_are_checked_even_when_a_pod_overrides_them() {
         (with(base(), "dnsServers", json!(["dns.example"])), "dnsServers"),
         (with(base(), "dnsRedirect", json!(["fd00::10"])), "dnsRedirect"),
     ];
-    for (conf, field) in cases {
-        for invocation in [add_invocation(&[]), del_invocation()] {
-            let err = error_of(&conf, &invocation);
-            assert_eq!(err.code(), 7, "{conf}: {err}");
-            assert!(err.to_string().starts_with(field), "{conf}: {err}");
-        }
-    }
+    refused_on_add_and_del(&cases);
 }
 
 #[test]
@@ -586,13 +574,7 @@ fn max_instances_per_pod_is_checked_and_bounds_the_plugin_key() {
             "instances",
         ),
     ];
-    for (conf, field) in cases {
-        for invocation in [add_invocation(&[]), del_invocation()] {
-            let err = error_of(&conf, &invocation);
-            assert_eq!(err.code(), 7, "{conf}: {err}");
-            assert!(err.to_string().starts_with(field), "{conf}: {err}");
-        }
-    }
+    refused_on_add_and_del(&cases);
     let conf = with(
         with(base(), "instances", json!(20)),
         "maxInstancesPerPod",
@@ -654,4 +636,15 @@ fn an_explicit_base_whose_default_cids_fall_in_a_declared_cid_range_is_refused()
     // DEL of a pod admitted under an earlier configuration still works.
     let del = del_invocation_with(&[("CUTTLEFISH_BASE_INSTANCE", "98")]);
     assert!(NetConf::parse(declared.to_string().as_bytes(), &del).is_ok());
+}
+
+/// Each configuration fails ADD and DEL alike with code 7, its message starting with the field.
+fn refused_on_add_and_del(cases: &[(Value, &str)]) {
+    for (conf, field) in cases {
+        for invocation in [add_invocation(&[]), del_invocation()] {
+            let err = error_of(conf, &invocation);
+            assert_eq!(err.code(), 7, "{conf}: {err}");
+            assert!(err.to_string().starts_with(field), "{conf}: {err}");
+        }
+    }
 }

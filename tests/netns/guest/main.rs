@@ -214,15 +214,9 @@ fn udp_roundtrip(
             }
             _ => {}
         }
-        let n = match tap.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            }
-            Err(e) => return Err(format!("read: {e}")),
+        let Some(frame) = receive(&mut tap, &mut buf)? else {
+            continue;
         };
-        let frame = &buf[VNET_HDR_LEN.min(n)..n];
         if frame.len() < 14 {
             continue;
         }
@@ -269,15 +263,9 @@ fn resolve(tap: &mut File, guest: Ipv4Addr, gateway: Ipv4Addr) -> Result<[u8; 6]
             send(tap, &arp(1, GUEST_MAC, guest, [0; 6], gateway, [0xff; 6]))?;
             last_arp = Instant::now();
         }
-        let n = match tap.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            }
-            Err(e) => return Err(format!("read: {e}")),
+        let Some(frame) = receive(tap, &mut buf)? else {
+            continue;
         };
-        let frame = &buf[VNET_HDR_LEN.min(n)..n];
         if frame.len() >= 42 && frame[12..14] == [0x08, 0x06] {
             let op = u16::from_be_bytes([frame[20], frame[21]]);
             let sender_ip = Ipv4Addr::new(frame[28], frame[29], frame[30], frame[31]);
@@ -287,6 +275,19 @@ fn resolve(tap: &mut File, guest: Ipv4Addr, gateway: Ipv4Addr) -> Result<[u8; 6]
         }
     }
     Err(format!("no ARP reply from {gateway} within {TIMEOUT:?}"))
+}
+
+/// The next frame on the non-blocking `tap`, without its virtio-net header; `None` (after a
+/// short sleep) when none is waiting.
+fn receive<'a>(tap: &mut File, buf: &'a mut [u8]) -> Result<Option<&'a [u8]>, String> {
+    match tap.read(buf) {
+        Ok(n) => Ok(Some(&buf[VNET_HDR_LEN.min(n)..n])),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            std::thread::sleep(Duration::from_millis(5));
+            Ok(None)
+        }
+        Err(e) => Err(format!("read: {e}")),
+    }
 }
 
 fn send(tap: &mut File, frame: &[u8]) -> Result<(), String> {
