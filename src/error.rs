@@ -1,6 +1,7 @@
 //! The plugin's one error type. Every variant maps to a CNI error code, and every message names
 //! the step and the object, so one line in a kubelet event is enough to act on.
 
+use crate::check::Drift;
 use std::io;
 
 /// Plugin-specific codes (the spec reserves 0–99 for itself).
@@ -36,8 +37,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("CHECK found {} difference(s): {}", .0.len(), .0.join("; "))]
-    CheckFailed(Vec<String>),
+    #[error("CHECK found {} difference(s): {}", .0.len(), joined(.0))]
+    CheckFailed(Vec<Drift>),
     #[error("try again later: {0}")]
     TryAgainLater(String),
     #[error("plugin not available: {0}")]
@@ -87,4 +88,12 @@ impl Error {
         matches!(self, Error::Kernel { source, .. }
             if matches!(source.raw_os_error(), Some(nix::libc::ENODEV | nix::libc::ENOENT)))
     }
+}
+
+fn joined(drifts: &[Drift]) -> String {
+    drifts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

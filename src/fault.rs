@@ -5,9 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::netlink::route::{Address, Link};
-use crate::nft;
-use crate::plan::{HostAddress, TapPlan};
+use crate::model::{Address, Change, Link, Table};
 
 pub const ENV: &str = "CUTTLEFISH_CNI_FAULT";
 
@@ -40,22 +38,6 @@ impl<K: Kernel> Faulty<K> {
             changes: 0,
         }
     }
-
-    fn change<T>(&mut self, what: &str, op: impl FnOnce(&mut K) -> Result<T>) -> Result<T> {
-        self.changes += 1;
-        match self.fault {
-            Some(Fault::Fail(n)) if n == self.changes => Err(Error::kernel(
-                format!("{what} (injected fault at change {n})"),
-                std::io::Error::other("injected"),
-            )),
-            Some(Fault::Kill(n)) if n == self.changes => {
-                let result = op(&mut self.inner);
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
-                result
-            }
-            _ => op(&mut self.inner),
-        }
-    }
 }
 
 impl<K: Kernel> Kernel for Faulty<K> {
@@ -65,37 +47,25 @@ impl<K: Kernel> Kernel for Faulty<K> {
     fn addresses(&mut self) -> Result<Vec<Address>> {
         self.inner.addresses()
     }
-    fn nft_tables(&mut self) -> Result<Vec<nft::Table>> {
-        self.inner.nft_tables()
+    fn tables(&mut self) -> Result<Vec<Table>> {
+        self.inner.tables()
     }
-    fn read_sysctl(&mut self, name: &str) -> Result<Option<String>> {
-        self.inner.read_sysctl(name)
+    fn sysctl(&mut self, name: &str) -> Result<Option<String>> {
+        self.inner.sysctl(name)
     }
-    fn write_sysctl(&mut self, name: &str, value: &str) -> Result<()> {
-        self.change("write_sysctl", |k| k.write_sysctl(name, value))
-    }
-    fn create_nft_tables(&mut self, comment: &str, rules: &[(nft::Rule, String)]) -> Result<()> {
-        self.change("create_nft_tables", |k| k.create_nft_tables(comment, rules))
-    }
-    fn delete_nft_table(&mut self, table: nft::TableId, handle: u64) -> Result<()> {
-        self.change("delete_nft_table", |k| k.delete_nft_table(table, handle))
-    }
-    fn create_bridge(&mut self, name: &str) -> Result<()> {
-        self.change("create_bridge", |k| k.create_bridge(name))
-    }
-    fn create_tap(&mut self, tap: &TapPlan) -> Result<()> {
-        self.change("create_tap", |k| k.create_tap(tap))
-    }
-    fn configure_link(&mut self, name: &str, alias: &str, master: Option<u32>) -> Result<()> {
-        self.change("configure_link", |k| k.configure_link(name, alias, master))
-    }
-    fn add_address(&mut self, link: &Link, address: HostAddress) -> Result<()> {
-        self.change("add_address", |k| k.add_address(link, address))
-    }
-    fn delete_link(&mut self, link: &Link) -> Result<()> {
-        self.change("delete_link", |k| k.delete_link(link))
-    }
-    fn delete_link_group(&mut self) -> Result<()> {
-        self.change("delete_link_group", |k| k.delete_link_group())
+    fn apply(&mut self, change: &Change) -> Result<()> {
+        self.changes += 1;
+        match self.fault {
+            Some(Fault::Fail(n)) if n == self.changes => Err(Error::kernel(
+                format!("{change} (injected fault at change {n})"),
+                std::io::Error::other("injected"),
+            )),
+            Some(Fault::Kill(n)) if n == self.changes => {
+                let result = self.inner.apply(change);
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+                result
+            }
+            _ => self.inner.apply(change),
+        }
     }
 }

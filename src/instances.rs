@@ -7,6 +7,7 @@
 //! table comment, see `mark`) needs no CID: a DEL after a crash finds them all the same.
 
 use crate::alloc::{Allocations, Holder, LOCK_FILE};
+use crate::check::Drift;
 use crate::cni::Attachment;
 use crate::config::{NetConf, Settings};
 use crate::error::{Error, Result};
@@ -51,9 +52,10 @@ pub fn current(conf: &NetConf, attachment: &Attachment) -> Result<Settings> {
         None => conf.request.base,
         Some(first) if legacy.len() == instances => *first,
         Some(_) => {
-            return Err(Error::CheckFailed(vec![format!(
-                "the attachment holds instance numbers {legacy:?} (allocated by baseInstance \"auto\" of an earlier release), expected {instances} of them"
-            )]))
+            return Err(Error::CheckFailed(vec![Drift::InstanceNumbers {
+                held: legacy,
+                expected: instances,
+            }]))
         }
     };
     let cids = held_if_present(&cid_dir(conf), &cid_holder(conf, attachment))?;
@@ -61,9 +63,10 @@ pub fn current(conf: &NetConf, attachment: &Attachment) -> Result<Settings> {
         Some(first) if cids.len() == instances => Some(*first),
         None if !conf.allocation.vsock_cid => None,
         _ => {
-            return Err(Error::CheckFailed(vec![format!(
-                "the attachment holds vsock CIDs {cids:?}, expected {instances} of them (vsockCid: \"auto\")"
-            )]))
+            return Err(Error::CheckFailed(vec![Drift::VsockCids {
+                held: cids,
+                expected: instances,
+            }]))
         }
     };
     Ok(conf.request.settings(base, cid))

@@ -1,35 +1,36 @@
-//! The narrow interface between the plugin's logic (setup, teardown, check) and the kernel, and
-//! its real implementation. Every error names the step and the object.
+//! The narrow interface between the plugin's logic (setup, teardown, check) and the kernel, in
+//! the model's vocabulary, and its real implementation. Every error names the step and the
+//! object.
 
 use crate::error::{Error, Result};
-use crate::mark::LINK_GROUP;
-use crate::netlink::route::{Address, Link, RouteSocket};
-use crate::nft::{self, NftSocket, Rule};
-use crate::plan::{HostAddress, TapPlan};
+use crate::model::{Address, Change, Link, Observed, Table};
+use crate::netlink::route::RouteSocket;
+use crate::nft::NftSocket;
 use crate::{sysctl, tap};
 
 pub trait Kernel {
     fn links(&mut self) -> Result<Vec<Link>>;
     fn addresses(&mut self) -> Result<Vec<Address>>;
-    /// Those of our nft tables (`nft::TABLES`, by family and name) that exist.
-    fn nft_tables(&mut self) -> Result<Vec<nft::Table>>;
-    fn read_sysctl(&mut self, name: &str) -> Result<Option<String>>;
-    fn write_sysctl(&mut self, name: &str, value: &str) -> Result<()>;
-    /// Creates the tables the rules need, each with `comment`, their chains and the rules,
-    /// atomically.
-    fn create_nft_tables(&mut self, comment: &str, rules: &[(Rule, String)]) -> Result<()>;
-    fn delete_nft_table(&mut self, table: nft::TableId, handle: u64) -> Result<()>;
-    /// Creates a bridge in our link group, STP off, forward_delay 0, down (`configure_link`
-    /// brings it up).
-    fn create_bridge(&mut self, name: &str) -> Result<()>;
-    /// Creates a persistent TAP with the plan's flags and owner/group.
-    fn create_tap(&mut self, tap: &TapPlan) -> Result<()>;
-    /// Puts a link in our link group with our alias, sets its master, brings it up.
-    fn configure_link(&mut self, name: &str, alias: &str, master: Option<u32>) -> Result<()>;
-    fn add_address(&mut self, link: &Link, address: HostAddress) -> Result<()>;
-    fn delete_link(&mut self, link: &Link) -> Result<()>;
-    /// Deletes every link in our link group with one request.
-    fn delete_link_group(&mut self) -> Result<()>;
+    /// Those of our tables (`model::TABLES`, by family and name) that exist.
+    fn tables(&mut self) -> Result<Vec<Table>>;
+    /// None when the kernel has no such sysctl (IPv6 disabled on the node).
+    fn sysctl(&mut self, name: &str) -> Result<Option<String>>;
+    fn apply(&mut self, change: &Change) -> Result<()>;
+
+    /// The whole namespace, with the values of `sysctls`.
+    fn observe(&mut self, sysctls: &[String]) -> Result<Observed> {
+        let mut observed = Observed {
+            links: self.links()?,
+            addresses: self.addresses()?,
+            tables: self.tables()?,
+            ..Observed::default()
+        };
+        for name in sysctls {
+            let value = self.sysctl(name)?;
+            observed.sysctls.insert(name.clone(), value);
+        }
+        Ok(observed)
+    }
 }
 
 /// The kernel of one pod netns. Create it on the netns worker thread: its sockets belong to the
@@ -53,6 +54,25 @@ impl NetnsKernel {
     fn step(&self, what: impl std::fmt::Display) -> String {
         format!("{what} in {}", self.netns)
     }
+
+    fn send(&mut self, change: &Change) -> std::io::Result<()> {
+        match change {
+            Change::CreateTables { comment, rules } => self.nft.create(comment, rules),
+            Change::DeleteTable { table, handle } => self.nft.delete(*table, *handle),
+            Change::WriteSysctl { name, value } => sysctl::write(name, value),
+            Change::CreateBridge { name, group } => self.route.create_bridge(name, *group),
+            Change::CreateTap(spec) => tap::create_persistent(&spec.name, spec.owner, spec.group),
+            Change::ConfigureLink {
+                name,
+                alias,
+                group,
+                master,
+            } => self.route.configure(name, alias, *group, *master),
+            Change::AddAddress { index, address, .. } => self.route.add_address(*index, *address),
+            Change::DeleteLink { index, .. } => self.route.delete_link(*index),
+            Change::DeleteLinkGroup(group) => self.route.delete_group(*group),
+        }
+    }
 }
 
 impl Kernel for NetnsKernel {
@@ -68,70 +88,17 @@ impl Kernel for NetnsKernel {
             .map_err(|e| Error::kernel(self.step("listing addresses"), e))
     }
 
-    fn nft_tables(&mut self) -> Result<Vec<nft::Table>> {
+    fn tables(&mut self) -> Result<Vec<Table>> {
         self.nft
             .tables()
             .map_err(|e| Error::kernel(self.step("reading our nftables tables"), e))
     }
 
-    fn read_sysctl(&mut self, name: &str) -> Result<Option<String>> {
+    fn sysctl(&mut self, name: &str) -> Result<Option<String>> {
         sysctl::read(name).map_err(|e| Error::kernel(self.step(format!("reading sysctl {name}")), e))
     }
 
-    fn write_sysctl(&mut self, name: &str, value: &str) -> Result<()> {
-        sysctl::write(name, value)
-            .map_err(|e| Error::kernel(self.step(format!("setting sysctl {name}={value}")), e))
-    }
-
-    fn create_nft_tables(&mut self, comment: &str, rules: &[(Rule, String)]) -> Result<()> {
-        let kinds: Vec<Rule> = rules.iter().map(|(r, _)| *r).collect();
-        let names: Vec<String> = nft::tables_for(&kinds).iter().map(ToString::to_string).collect();
-        self.nft.create(comment, rules).map_err(|e| {
-            Error::kernel(
-                self.step(format!("creating nftables tables {}", names.join(" and "))),
-                e,
-            )
-        })
-    }
-
-    fn delete_nft_table(&mut self, table: nft::TableId, handle: u64) -> Result<()> {
-        self.nft
-            .delete(table, handle)
-            .map_err(|e| Error::kernel(self.step(format!("deleting nftables table {table}")), e))
-    }
-
-    fn create_bridge(&mut self, name: &str) -> Result<()> {
-        self.route
-            .create_bridge(name, LINK_GROUP)
-            .map_err(|e| Error::kernel(self.step(format!("creating bridge {name}")), e))
-    }
-
-    fn create_tap(&mut self, tap: &TapPlan) -> Result<()> {
-        tap::create_persistent(&tap.name, tap.owner, tap.group)
-            .map_err(|e| Error::kernel(self.step(format!("creating TAP {}", tap.name)), e))
-    }
-
-    fn configure_link(&mut self, name: &str, alias: &str, master: Option<u32>) -> Result<()> {
-        self.route
-            .configure(name, alias, LINK_GROUP, master)
-            .map_err(|e| Error::kernel(self.step(format!("configuring link {name}")), e))
-    }
-
-    fn add_address(&mut self, link: &Link, address: HostAddress) -> Result<()> {
-        self.route
-            .add_address(link.index, address)
-            .map_err(|e| Error::kernel(self.step(format!("adding {address} to {}", link.name)), e))
-    }
-
-    fn delete_link(&mut self, link: &Link) -> Result<()> {
-        self.route
-            .delete_link(link.index)
-            .map_err(|e| Error::kernel(self.step(format!("deleting link {}", link.name)), e))
-    }
-
-    fn delete_link_group(&mut self) -> Result<()> {
-        self.route
-            .delete_group(LINK_GROUP)
-            .map_err(|e| Error::kernel(self.step(format!("deleting link group {LINK_GROUP}")), e))
+    fn apply(&mut self, change: &Change) -> Result<()> {
+        self.send(change).map_err(|e| Error::kernel(self.step(change), e))
     }
 }

@@ -18,6 +18,7 @@ pub mod kernel;
 pub mod log_file;
 pub mod logger;
 pub mod mark;
+pub mod model;
 pub mod netlink;
 pub mod netns;
 pub mod nft;

@@ -3,12 +3,13 @@
 //!
 //! The table comment is also the attachment's state record. It is written first in ADD, in the
 //! same atomic batch as the NAT rules, and holds what DEL needs to undo the rest: the forwarding
-//! sysctl values found before ADD, and the instance range (so a DEL after a crash knows names).
+//! sysctl values found before ADD, by name, and the instance range (so a DEL after a crash
+//! knows names).
 //! The state lives in the pod netns and dies with it, so the plugin keeps nothing on the node.
 
 use crate::cni::Attachment;
 use crate::config::{Settings, MAX_INSTANCE};
-use crate::plan::SYSCTLS;
+use crate::plan::FORWARDING_SYSCTLS;
 
 const PREFIX: &str = "cuttlefish-cni";
 
@@ -77,10 +78,13 @@ pub struct TableRecord {
     pub owner: String,
     pub base_instance: u32,
     pub instances: u32,
-    /// The forwarding sysctls before ADD, in `plan::SYSCTLS` order; None where the sysctl is
-    /// absent (IPv6 disabled on the node).
-    pub sysctls_before: Vec<Option<String>>,
+    /// The forwarding sysctls before ADD, by name; None where the sysctl is absent (IPv6
+    /// disabled on the node).
+    pub sysctls_before: Vec<(&'static str, Option<String>)>,
 }
+
+/// Releases up to 0.2.0 wrote the values alone (`sysctls=0,-`), in this order.
+const UNNAMED_SYSCTL_ORDER: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"];
 
 /// Why a table comment is not a usable state record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +105,7 @@ impl TableRecord {
         let sysctls: Vec<String> = self
             .sysctls_before
             .iter()
-            .map(|v| v.clone().unwrap_or_else(|| "-".into()))
+            .map(|(name, value)| format!("{name}:{}", value.as_deref().unwrap_or("-")))
             .collect();
         format!(
             "{PREFIX} owner={} base={} instances={} sysctls={}",
@@ -159,23 +163,7 @@ impl TableRecord {
                 "base {base_instance} with {instances} instances goes past {MAX_INSTANCE}"
             ));
         }
-        let sysctls_before: Vec<Option<String>> = sysctls
-            .split(',')
-            .map(|v| match v {
-                "-" => Ok(None),
-                _ => v
-                    .parse::<i32>()
-                    .map(|n| Some(n.to_string()))
-                    .map_err(|_| RecordError(format!("sysctl value {v:?} is not an integer"))),
-            })
-            .collect::<Result<_, _>>()?;
-        if sysctls_before.len() != SYSCTLS.len() {
-            return fail(format!(
-                "{} sysctl values, expected {}",
-                sysctls_before.len(),
-                SYSCTLS.len()
-            ));
-        }
+        let sysctls_before = sysctl_values(sysctls)?;
         Ok(TableRecord {
             owner: owner.to_string(),
             base_instance,
@@ -183,6 +171,48 @@ impl TableRecord {
             sysctls_before,
         })
     }
+}
+
+/// `name:value,…`, each name one of ours at most once; or, as releases up to 0.2.0 wrote it,
+/// `value,value` in [`UNNAMED_SYSCTL_ORDER`]. Values are integers or `-` (absent).
+fn sysctl_values(text: &str) -> Result<Vec<(&'static str, Option<String>)>, RecordError> {
+    let items: Vec<&str> = text.split(',').collect();
+    let named = items.iter().any(|item| item.contains(':'));
+    if !named && items.len() != UNNAMED_SYSCTL_ORDER.len() {
+        return Err(RecordError(format!(
+            "{} sysctl values, expected {}",
+            items.len(),
+            UNNAMED_SYSCTL_ORDER.len()
+        )));
+    }
+    let mut values: Vec<(&'static str, Option<String>)> = Vec::new();
+    for (position, item) in items.iter().enumerate() {
+        let (name, value) = if named {
+            let Some((name, value)) = item.split_once(':') else {
+                return Err(RecordError(format!("sysctl {item:?} is not name:value")));
+            };
+            let Some(known) = FORWARDING_SYSCTLS.iter().find(|known| **known == name) else {
+                return Err(RecordError(format!("sysctl {name:?} is not one ADD sets")));
+            };
+            (*known, value)
+        } else {
+            (UNNAMED_SYSCTL_ORDER[position], *item)
+        };
+        if values.iter().any(|(seen, _)| *seen == name) {
+            return Err(RecordError(format!("sysctl {name} appears twice")));
+        }
+        let value = match value {
+            "-" => None,
+            _ => Some(
+                value
+                    .parse::<i32>()
+                    .map_err(|_| RecordError(format!("sysctl value {value:?} is not an integer")))?
+                    .to_string(),
+            ),
+        };
+        values.push((name, value));
+    }
+    Ok(values)
 }
 
 /// An instance number or count of a record: 1..=128, digits only.
@@ -271,9 +301,13 @@ mod tests {
             owner: "0123456789abcdef".into(),
             base_instance: 65,
             instances: 3,
-            sysctls_before: vec![Some("0".into()), None],
+            sysctls_before: vec![
+                ("net/ipv4/ip_forward", Some("0".into())),
+                ("net/ipv6/conf/all/forwarding", None),
+            ],
         };
         let comment = record.to_comment();
+        assert!(comment.ends_with("sysctls=net/ipv4/ip_forward:0,net/ipv6/conf/all/forwarding:-"));
         assert!(comment.len() < 256);
         assert_eq!(TableRecord::parse(&comment), Ok(record));
         assert!(TableRecord::parse("written by hand").is_err());
@@ -287,7 +321,31 @@ mod tests {
                 .unwrap();
         assert_eq!(record.owner, "c6e7cd092ede8833");
         assert_eq!((record.base_instance, record.instances), (1, 1));
-        assert_eq!(record.sysctls_before, [Some("0".to_string()), None]);
+        assert_eq!(
+            record.sysctls_before,
+            [
+                ("net/ipv4/ip_forward", Some("0".to_string())),
+                ("net/ipv6/conf/all/forwarding", None)
+            ]
+        );
+    }
+
+    /// The values are kept by name: a record lists them in any order, and restoring them does
+    /// not depend on the order of `plan::FORWARDING_SYSCTLS`.
+    #[test]
+    fn sysctls_are_read_by_name() {
+        let record = TableRecord::parse(
+            "cuttlefish-cni owner=0123456789abcdef base=1 instances=1 \
+             sysctls=net/ipv6/conf/all/forwarding:1,net/ipv4/ip_forward:0",
+        )
+        .unwrap();
+        assert_eq!(
+            record.sysctls_before,
+            [
+                ("net/ipv6/conf/all/forwarding", Some("1".to_string())),
+                ("net/ipv4/ip_forward", Some("0".to_string()))
+            ]
+        );
     }
 
     #[test]
@@ -321,6 +379,14 @@ mod tests {
             format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=0,0 garbage"),
             format!("cuttlefish-cni {owner}  base=1 instances=1 sysctls=0,0"),
             format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=0,0 é=%"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=net/ipv4/ip_forward:0,0"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=kernel/panic:1"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=../../x:1"),
+            format!(
+                "cuttlefish-cni {owner} base=1 instances=1 sysctls=net/ipv4/ip_forward:0,net/ipv4/ip_forward:1"
+            ),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=net/ipv4/ip_forward:x"),
+            format!("cuttlefish-cni {owner} base=1 instances=1 sysctls=net/ipv4/ip_forward:"),
             "cuttlefish-cni owner=0123 base=1 instances=1 sysctls=0,0".to_string(),
             "cuttlefish-cni owner=0123456789ABCDEF base=1 instances=1 sysctls=0,0".to_string(),
             "cuttlefish-cni owner=../../../etc/pass base=1 instances=1 sysctls=0,0".to_string(),

@@ -2,43 +2,12 @@
 //! Every name, address and formula from `shared/cuttlefish-net.md` §1 and §7 lives here.
 
 use crate::config::Settings;
-use crate::nft::{IfName, Protocol, Rule};
+use crate::model::{HostAddress, IfName, Protocol, Rule, TapSpec};
 use ipnetwork::Ipv4Network;
 use std::net::Ipv4Addr;
 
 pub const ETHERNET_BRIDGE: &str = "cvd-ebr";
 pub const WIFI_BRIDGE: &str = "cvd-wbr";
-
-/// An IPv4 address on one of our links, always with its broadcast (`ip addr add … brd +`):
-/// assemble_cvd rejects a tap whose broadcast equals its address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostAddress {
-    pub address: Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl HostAddress {
-    pub fn network(&self) -> Ipv4Network {
-        let net = Ipv4Network::new(self.address, self.prefix).expect("prefix <= 32");
-        Ipv4Network::new(net.network(), self.prefix).expect("prefix <= 32")
-    }
-
-    pub fn broadcast(&self) -> Ipv4Addr {
-        self.network().broadcast()
-    }
-
-    /// The guest side of a routed /30: the host address + 1 (cuttlefish-net.md §1.2). None for
-    /// any other prefix.
-    pub fn guest(&self) -> Option<Ipv4Addr> {
-        (self.prefix == 30).then(|| Ipv4Addr::from(u32::from(self.address) + 1))
-    }
-}
-
-impl std::fmt::Display for HostAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{} brd {}", self.address, self.prefix, self.broadcast())
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgePlan {
@@ -100,8 +69,8 @@ pub struct TapPlan {
     pub address: Option<HostAddress>,
 }
 
-/// Sysctls the host-resources service sets; in the pod netns only.
-pub const SYSCTLS: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"];
+/// The forwarding switches the host-resources service turns on; in the pod netns only.
+pub const FORWARDING_SYSCTLS: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -199,6 +168,15 @@ impl Plan {
             .chain(self.taps.iter().map(|t| t.name.as_str()))
     }
 
+    /// Every sysctl the plan sets, with its value: the bridges' IPv6 settings, then the
+    /// forwarding switches.
+    pub fn sysctls(&self) -> impl Iterator<Item = (String, &'static str)> + '_ {
+        self.bridges
+            .iter()
+            .flat_map(BridgePlan::ipv6_sysctls)
+            .chain(FORWARDING_SYSCTLS.iter().map(|name| (name.to_string(), "1")))
+    }
+
     /// Every address of the plan with the link that carries it.
     pub fn addresses(&self) -> impl Iterator<Item = (&str, HostAddress)> {
         self.bridges.iter().map(|b| (b.name, b.address)).chain(
@@ -207,6 +185,28 @@ impl Plan {
                 .filter_map(|t| t.address.map(|a| (t.name.as_str(), a))),
         )
     }
+}
+
+impl TapPlan {
+    pub fn spec(&self) -> TapSpec {
+        TapSpec {
+            name: self.name.clone(),
+            owner: self.owner,
+            group: self.group,
+        }
+    }
+}
+
+/// The names of the links of instances `base_instance..base_instance + instances`, bridges
+/// first, as [`Plan::link_names`] lists them: all that DEL needs to know of an earlier ADD.
+pub fn link_names(base_instance: u32, instances: u32) -> Vec<String> {
+    let taps = (base_instance..base_instance + instances)
+        .flat_map(|instance| TapRole::ALL.into_iter().map(move |role| tap_name(role, instance)));
+    [ETHERNET_BRIDGE, WIFI_BRIDGE]
+        .map(String::from)
+        .into_iter()
+        .chain(taps)
+        .collect()
 }
 
 fn if_name(name: &str) -> IfName {
@@ -268,7 +268,7 @@ mod tests {
     fn guard(plan: &Plan) -> Vec<String> {
         plan.nft_rules
             .iter()
-            .filter(|r| r.chain() == &crate::nft::GUARD)
+            .filter(|r| r.chain() == &crate::model::GUARD)
             .map(ToString::to_string)
             .collect()
     }
@@ -321,7 +321,7 @@ mod tests {
         assert_eq!(
             p.nft_rules
                 .iter()
-                .filter(|r| r.chain().table == crate::nft::NAT)
+                .filter(|r| r.chain().table == crate::model::NAT)
                 .count(),
             4,
             "no clamping or DNS rules unless asked for"
@@ -374,6 +374,14 @@ mod tests {
                 .to_vec()
         };
         assert_eq!(sysctls, [expect("cvd-ebr"), expect("cvd-wbr")]);
+    }
+
+    #[test]
+    fn link_names_from_a_record_are_the_plans() {
+        for (base, count) in [(1, 1), (2, 3), (64, 65)] {
+            let p = plan(base, count);
+            assert_eq!(link_names(base, count), p.link_names().collect::<Vec<_>>());
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One invocation, start to end: the typed command and the validated configuration in, the
 //! protocol answer out. Kernel work runs on the pod netns worker thread.
 
+use crate::check::Drift;
 use crate::cni::{self, Attachment, Command, Invocation, Version};
 use crate::config::NetConf;
 use crate::error::{Error, Result};
@@ -113,17 +114,16 @@ fn check(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<()
     let plan = Plan::new(&settings);
     let owner = Owner::of(attachment);
     let alias = owner.link_alias(&settings);
-    let mut diffs = netns.run(|| {
-        let mut kernel = open_kernel(netns_path)?;
-        check::differences(&mut kernel, &plan, &owner, &alias)
-    })?;
+    let sysctls: Vec<String> = plan.sysctls().map(|(name, _)| name).collect();
+    let observed = netns.run(|| open_kernel(netns_path)?.observe(&sysctls))?;
+    let mut drifts = check::diff(&plan, &observed, &owner, &alias);
     if let Some(dhcp) = &conf.dhcp {
-        diffs.extend(dhcp::check(conf, dhcp, attachment));
+        drifts.extend(dhcp::check(conf, dhcp, attachment).map(Drift::DhcpAgent));
     }
-    if diffs.is_empty() {
+    if drifts.is_empty() {
         Ok(())
     } else {
-        Err(Error::CheckFailed(diffs))
+        Err(Error::CheckFailed(drifts))
     }
 }
 

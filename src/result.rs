@@ -2,7 +2,7 @@
 //! `interfaces`. Our addresses are not added to `ips`: CRI-O takes every entry of `ips` for a
 //! pod IP, and containerd attributes index-less IPs to eth0.
 
-use crate::netlink::route::Link;
+use crate::model::Link;
 use crate::plan::Plan;
 use serde_json::{json, Map, Value};
 

@@ -1,32 +1,32 @@
 //! ADD: build the plan in the pod netns. Everything is checked before the first change; the
-//! state record (our nft table) is written first; on any failure, everything this call created
-//! is removed again through the same path as DEL, and the original error is returned.
+//! state record (our nft tables' comment) is written first; on any failure, everything this
+//! call created is removed again through the same path as DEL, and the original error is
+//! returned.
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::mark::{self, Owner, TableRecord};
-use crate::netlink::route::{Address, Link};
-use crate::nft;
-use crate::plan::{BridgePlan, Plan, SYSCTLS};
+use crate::mark::{self, Owner, TableRecord, LINK_GROUP};
+use crate::model::{Change, Link, Observed};
+use crate::plan::{BridgePlan, Plan, FORWARDING_SYSCTLS};
 use crate::teardown;
 use ipnetwork::Ipv4Network;
 
 /// Builds `plan` for `owner` and returns the links as the kernel now has them.
 pub fn build(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, settings: &Settings) -> Result<Vec<Link>> {
-    let mut found = Found::read(kernel)?;
-    if found.has_leftovers_of(owner) {
+    let mut found = kernel.observe(&[])?;
+    if has_leftovers_of(&found, owner) {
         // A runtime may retry ADD after a failure without DEL; objects of this same attachment
         // are then removed first rather than reported as conflicts.
         log::warn!("objects of this attachment are already present; removing them before ADD");
         teardown::remove(kernel, owner)?;
-        found = Found::read(kernel)?;
+        found = kernel.observe(&[])?;
     }
     ensure_no_conflicts(&found, plan)?;
-    let sysctls_before = SYSCTLS
-        .iter()
-        .map(|name| kernel.read_sysctl(name))
-        .collect::<Result<Vec<_>>>()?;
+    let mut sysctls_before = Vec::new();
+    for name in FORWARDING_SYSCTLS {
+        sysctls_before.push((name, kernel.sysctl(name)?));
+    }
     let record = TableRecord {
         owner: owner.tag().to_string(),
         base_instance: settings.base_instance,
@@ -44,36 +44,19 @@ pub fn build(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, settings: &Set
     }
 }
 
-/// What the pod netns holds before ADD changes anything.
-struct Found {
-    tables: Vec<nft::Table>,
-    links: Vec<Link>,
-    addresses: Vec<Address>,
-}
-
-impl Found {
-    fn read(kernel: &mut dyn Kernel) -> Result<Found> {
-        Ok(Found {
-            tables: kernel.nft_tables()?,
-            links: kernel.links()?,
-            addresses: kernel.addresses()?,
-        })
-    }
-
-    fn has_leftovers_of(&self, owner: &Owner) -> bool {
-        let table_is_ours = self
-            .tables
+fn has_leftovers_of(found: &Observed, owner: &Owner) -> bool {
+    let table_is_ours = found
+        .tables
+        .iter()
+        .any(|t| t.comment.as_deref().and_then(mark::owner_of_comment) == Some(owner.tag()));
+    table_is_ours
+        || found
+            .links
             .iter()
-            .any(|t| t.comment.as_deref().and_then(mark::owner_of_comment) == Some(owner.tag()));
-        table_is_ours
-            || self
-                .links
-                .iter()
-                .any(|l| l.alias.as_deref().is_some_and(|a| owner.owns_alias(a)))
-    }
+            .any(|l| l.alias.as_deref().is_some_and(|a| owner.owns_alias(a)))
 }
 
-fn ensure_no_conflicts(found: &Found, plan: &Plan) -> Result<()> {
+fn ensure_no_conflicts(found: &Observed, plan: &Plan) -> Result<()> {
     if let Some(table) = found.tables.first() {
         return Err(Error::Conflict {
             object: format!("nftables table {}", table.id),
@@ -83,9 +66,8 @@ fn ensure_no_conflicts(found: &Found, plan: &Plan) -> Result<()> {
             ),
         });
     }
-    let links = &found.links;
     for name in plan.link_names() {
-        if let Some(link) = links.iter().find(|l| l.name == name) {
+        if let Some(link) = found.link(name) {
             let owner = match link.alias.as_deref() {
                 Some(alias) if mark::is_ours(alias) => "another attachment".to_string(),
                 Some(alias) => format!("someone else (alias {alias:?})"),
@@ -102,9 +84,8 @@ fn ensure_no_conflicts(found: &Found, plan: &Plan) -> Result<()> {
             continue;
         };
         if let Some((link, planned)) = plan.addresses().find(|(_, a)| a.network().overlaps(net)) {
-            let holder = links
-                .iter()
-                .find(|l| l.index == existing.index)
+            let holder = found
+                .link_by_index(existing.index)
                 .map_or("?", |l| l.name.as_str());
             return Err(Error::Conflict {
                 object: format!("address {}/{} on {holder}", existing.address, existing.prefix),
@@ -123,13 +104,16 @@ fn ensure_no_conflicts(found: &Found, plan: &Plan) -> Result<()> {
 fn enable_ipv6(kernel: &mut dyn Kernel, bridge: &BridgePlan) -> Result<()> {
     let mut sysctls = bridge.ipv6_sysctls().peekable();
     if let Some((first, _)) = sysctls.peek() {
-        if kernel.read_sysctl(first)?.is_none() {
+        if kernel.sysctl(first)?.is_none() {
             log::info!("IPv6 is off on this node: {} gets no IPv6 settings", bridge.name);
             return Ok(());
         }
     }
     for (name, value) in sysctls {
-        kernel.write_sysctl(&name, value)?;
+        kernel.apply(&Change::WriteSysctl {
+            name,
+            value: value.to_string(),
+        })?;
     }
     Ok(())
 }
@@ -141,46 +125,60 @@ fn create_all(
     settings: &Settings,
     record: &TableRecord,
 ) -> Result<Vec<Link>> {
-    let rules: Vec<(nft::Rule, String)> = plan
-        .nft_rules
-        .iter()
-        .map(|rule| (*rule, format!("cuttlefish-cni {}", rule.label())))
-        .collect();
-    kernel.create_nft_tables(&record.to_comment(), &rules)?;
+    kernel.apply(&Change::CreateTables {
+        comment: record.to_comment(),
+        rules: plan.nft_rules.clone(),
+    })?;
 
-    for (name, before) in SYSCTLS.iter().zip(&record.sysctls_before) {
+    for (name, before) in &record.sysctls_before {
         if before.as_deref().is_some_and(|v| v != "1") {
-            kernel.write_sysctl(name, "1")?;
+            kernel.apply(&Change::WriteSysctl {
+                name: name.to_string(),
+                value: "1".into(),
+            })?;
         }
     }
 
     let alias = owner.link_alias(settings);
+    let configure = |name: &str, master: Option<u32>| Change::ConfigureLink {
+        name: name.to_string(),
+        alias: alias.clone(),
+        group: LINK_GROUP,
+        master,
+    };
     for bridge in &plan.bridges {
-        kernel.create_bridge(bridge.name)?;
+        kernel.apply(&Change::CreateBridge {
+            name: bridge.name.to_string(),
+            group: LINK_GROUP,
+        })?;
         enable_ipv6(kernel, bridge)?;
-        kernel.configure_link(bridge.name, &alias, None)?;
+        kernel.apply(&configure(bridge.name, None))?;
     }
     let links = kernel.links()?;
-    let index_of = |links: &[Link], name: &str| -> Result<Link> {
-        links
-            .iter()
-            .find(|l| l.name == name)
-            .cloned()
-            .ok_or_else(|| Error::Internal(format!("link {name} vanished right after it was created")))
-    };
     for tap in &plan.taps {
         let master = match tap.bridge {
-            Some(bridge) => Some(index_of(&links, bridge)?.index),
+            Some(bridge) => Some(just_created(&links, bridge)?.index),
             None => None,
         };
-        kernel.create_tap(tap)?;
-        kernel.configure_link(&tap.name, &alias, master)?;
+        kernel.apply(&Change::CreateTap(tap.spec()))?;
+        kernel.apply(&configure(&tap.name, master))?;
     }
 
     let links = kernel.links()?;
     for (name, address) in plan.addresses() {
-        let link = index_of(&links, name)?;
-        kernel.add_address(&link, address)?;
+        let link = just_created(&links, name)?;
+        kernel.apply(&Change::AddAddress {
+            link: link.name.clone(),
+            index: link.index,
+            address,
+        })?;
     }
     Ok(links)
+}
+
+fn just_created<'a>(links: &'a [Link], name: &str) -> Result<&'a Link> {
+    links
+        .iter()
+        .find(|l| l.name == name)
+        .ok_or_else(|| Error::Internal(format!("link {name} vanished right after it was created")))
 }

@@ -3,19 +3,17 @@
 //! plugin was killed half-way. Best effort: every step runs, "already gone" is success, and the
 //! errors that remain are reported together.
 
-use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::mark::{self, Owner, TableRecord, LINK_GROUP};
-use crate::netlink::route::Link;
-use crate::nft;
-use crate::plan::{Plan, SYSCTLS};
+use crate::model::{Change, Link, Table};
+use crate::plan;
 
 /// Removes everything `owner` created in the netns of `kernel`.
 pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
     let mut errors = Vec::new();
-    let tables: Vec<nft::Table> = kernel
-        .nft_tables()?
+    let tables: Vec<Table> = kernel
+        .tables()?
         .into_iter()
         .filter(|table| {
             let ours = table.comment.as_deref().and_then(mark::owner_of_comment) == Some(owner.tag());
@@ -51,10 +49,16 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
     }
 
     if let Some(record) = &record {
-        for (name, before) in SYSCTLS.iter().zip(&record.sysctls_before) {
+        for (name, before) in &record.sysctls_before {
             let Some(before) = before else { continue };
-            match kernel.read_sysctl(name) {
-                Ok(Some(now)) if &now != before => collect(&mut errors, kernel.write_sysctl(name, before)),
+            match kernel.sysctl(name) {
+                Ok(Some(now)) if &now != before => keep_unless_gone(
+                    &mut errors,
+                    kernel.apply(&Change::WriteSysctl {
+                        name: name.to_string(),
+                        value: before.clone(),
+                    }),
+                ),
                 Ok(_) => {}
                 Err(e) => errors.push(e),
             }
@@ -71,7 +75,11 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
     let all_marked = ours.iter().all(|l| l.alias.is_some());
     let delete_tables = |kernel: &mut dyn Kernel, errors: &mut Vec<Error>| {
         for table in &tables {
-            collect(errors, kernel.delete_nft_table(table.id, table.handle));
+            let change = Change::DeleteTable {
+                table: table.id,
+                handle: table.handle,
+            };
+            keep_unless_gone(errors, kernel.apply(&change));
         }
     };
     if all_marked {
@@ -82,10 +90,14 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
         .filter(|l| l.group == LINK_GROUP)
         .all(|l| ours.iter().any(|o| o.index == l.index));
     if !ours.is_empty() && group_is_all_ours && ours.iter().all(|l| l.group == LINK_GROUP) {
-        collect(&mut errors, kernel.delete_link_group());
+        keep_unless_gone(&mut errors, kernel.apply(&Change::DeleteLinkGroup(LINK_GROUP)));
     } else {
         for link in &ours {
-            collect(&mut errors, kernel.delete_link(link));
+            let change = Change::DeleteLink {
+                name: link.name.clone(),
+                index: link.index,
+            };
+            keep_unless_gone(&mut errors, kernel.apply(&change));
         }
     }
     if !all_marked {
@@ -109,19 +121,8 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
 /// links of the recorded plan that have no alias yet (ADD killed between creating a link and
 /// marking it; ADD checks that no such name exists before it writes the record).
 pub fn owned_links(links: &[Link], owner: &Owner, record: Option<&TableRecord>) -> Vec<Link> {
-    let planned: Vec<String> = record
-        .map(|r| {
-            let settings = Settings {
-                instances: r.instances,
-                base_instance: r.base_instance,
-                vsock_cid: None,
-                tap_owner: None,
-                tap_group: None,
-                clamp_mss: false,
-                dns_redirect: None,
-            };
-            Plan::new(&settings).link_names().map(str::to_string).collect()
-        })
+    let planned = record
+        .map(|r| plan::link_names(r.base_instance, r.instances))
         .unwrap_or_default();
     links
         .iter()
@@ -133,7 +134,8 @@ pub fn owned_links(links: &[Link], owner: &Owner, record: Option<&TableRecord>) 
         .collect()
 }
 
-fn collect(errors: &mut Vec<Error>, result: Result<()>) {
+/// Adds a failure to `errors`, unless the kernel said the object is already gone.
+fn keep_unless_gone(errors: &mut Vec<Error>, result: Result<()>) {
     if let Err(e) = result {
         if e.is_not_found() {
             log::debug!("already gone: {e}");

@@ -5,7 +5,7 @@
 
 use cuttlefish_cni::config::{Settings, MAX_INSTANCE};
 use cuttlefish_cni::mark::LINK_GROUP;
-use cuttlefish_cni::nft::Rule;
+use cuttlefish_cni::model::Rule;
 use cuttlefish_cni::plan::Plan;
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! netlink-packet-route and sent on a [`NetlinkSocket`] created inside the pod netns.
 
 use super::socket::{NetlinkSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST};
-use crate::plan::HostAddress;
+use crate::model::{Address, BridgeInfo, HostAddress, Link, TunInfo};
 use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -10,7 +10,7 @@ use netlink_packet_route::link::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// Attributes of a tun/tap link (`IFLA_TUN_*` in `linux/if_link.h`); netlink-packet-route
 /// leaves them undecoded.
@@ -22,47 +22,6 @@ const IFLA_TUN_VNET_HDR: u16 = 5;
 const IFLA_TUN_PERSIST: u16 = 6;
 const IFLA_TUN_MULTI_QUEUE: u16 = 7;
 const IFF_TAP: u8 = 2;
-
-/// A link as the kernel reports it, in the vocabulary CHECK and DEL need.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Link {
-    pub index: u32,
-    pub name: String,
-    pub alias: Option<String>,
-    pub group: u32,
-    pub master: Option<u32>,
-    pub up: bool,
-    pub mac: Option<String>,
-    pub kind: Option<String>,
-    pub bridge: Option<BridgeInfo>,
-    pub tun: Option<TunInfo>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BridgeInfo {
-    pub stp_enabled: bool,
-    pub forward_delay: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TunInfo {
-    pub is_tap: bool,
-    pub packet_info: bool,
-    pub vnet_hdr: bool,
-    pub persist: bool,
-    pub multi_queue: bool,
-    pub owner: Option<u32>,
-    pub group: Option<u32>,
-}
-
-/// An IPv4 address on a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Address {
-    pub index: u32,
-    pub address: Ipv4Addr,
-    pub prefix: u8,
-    pub broadcast: Option<Ipv4Addr>,
-}
 
 pub struct RouteSocket(NetlinkSocket);
 

@@ -40,137 +40,17 @@
 //!   immediate reg 0 drop
 
 use super::attr::{self, AttrList, Attrs};
+use crate::model::{IfName, Protocol, Rule, DNS_PORT, IFNAME_PREFIX};
 use ipnetwork::Ipv4Network;
 use std::net::Ipv4Addr;
 
-/// A rule of ours, in the plan's vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// Guest traffic from `subnet` leaves the pod with the pod's address.
-    Masquerade(Ipv4Network),
-    /// Forwarded TCP SYNs get an MSS no larger than the path MTU allows, in both directions:
-    /// the kernel's `rt mtu` is the smaller of the route's MTU and the MTU of the route back to
-    /// the source, and it never raises an MSS. Guest TCP then works through a pod MTU below
-    /// 1500 (Cilium tunnels) without relying on ICMP "fragmentation needed".
-    ClampMss,
-    /// Guest DNS to any address goes to `server` instead.
-    RedirectDns { protocol: Protocol, server: Ipv4Addr },
-    /// Traffic between two ports of this bridge. With br_netfilter (loaded on most Kubernetes
-    /// nodes) the kernel passes bridged frames through the forward hook, the bridge as input
-    /// and output: guest to guest on one bridge, which never leaves the pod.
-    Bridged(IfName),
-    /// Forwarded IPv4 that enters from `iifname` with a source in `source`: what the guests
-    /// behind that link may send.
-    GuestSource { iifname: IfName, source: Ipv4Network },
-    /// Everything else forwarded from a `cvd-*` link: spoofed IPv4 sources and all IPv6.
-    DropOtherGuestTraffic,
-}
-
-/// An interface name as nf_tables compares it: IFNAMSIZ bytes, NUL-padded.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct IfName([u8; IFNAMSIZ]);
-
-const IFNAMSIZ: usize = 16;
-
-impl IfName {
-    /// None for a name the kernel would refuse (empty, longer than 15 bytes, or with a NUL).
-    pub fn new(name: &str) -> Option<IfName> {
-        let bytes = name.as_bytes();
-        if bytes.is_empty() || bytes.len() >= IFNAMSIZ || bytes.contains(&0) {
-            return None;
-        }
-        let mut padded = [0; IFNAMSIZ];
-        padded[..bytes.len()].copy_from_slice(bytes);
-        Some(IfName(padded))
-    }
-
-    fn from_padded(value: &[u8]) -> Option<IfName> {
-        let padded: [u8; IFNAMSIZ] = value.try_into().ok()?;
-        let end = padded.iter().position(|b| *b == 0)?;
-        IfName::new(std::str::from_utf8(&padded[..end]).ok()?)
-    }
-
-    pub fn as_str(&self) -> &str {
-        let end = self.0.iter().position(|b| *b == 0).unwrap_or(IFNAMSIZ);
-        std::str::from_utf8(&self.0[..end]).unwrap_or_default()
+/// IPPROTO_UDP, IPPROTO_TCP.
+fn ip_protocol(protocol: Protocol) -> u8 {
+    match protocol {
+        Protocol::Udp => 17,
+        Protocol::Tcp => 6,
     }
 }
-
-impl std::fmt::Debug for IfName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.as_str())
-    }
-}
-
-impl std::fmt::Display for IfName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Udp,
-    Tcp,
-}
-
-impl Protocol {
-    fn name(self) -> &'static str {
-        match self {
-            Protocol::Udp => "udp",
-            Protocol::Tcp => "tcp",
-        }
-    }
-
-    fn number(self) -> u8 {
-        match self {
-            Protocol::Udp => 17,
-            Protocol::Tcp => 6,
-        }
-    }
-}
-
-impl Rule {
-    /// A short label for the rule's comment (free of quotes, so saved rulesets parse back).
-    pub fn label(&self) -> String {
-        match self {
-            Rule::Masquerade(net) => format!("masquerade {net}"),
-            Rule::ClampMss => "clamp-mss".to_string(),
-            Rule::RedirectDns { protocol, .. } => format!("dns-redirect {}", protocol.name()),
-            Rule::Bridged(bridge) => format!("bridged {bridge}"),
-            Rule::GuestSource { iifname, source } => format!("guest-source {iifname} {source}"),
-            Rule::DropOtherGuestTraffic => "drop-other-guest-traffic".to_string(),
-        }
-    }
-}
-
-impl std::fmt::Display for Rule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Rule::Masquerade(net) => write!(f, "ip saddr {net} masquerade"),
-            Rule::ClampMss => write!(f, "tcp flags syn / syn,rst tcp option maxseg size set rt mtu"),
-            Rule::RedirectDns { protocol, server } => {
-                write!(
-                    f,
-                    "iifname \"{IFNAME_PREFIX}*\" {} dport 53 dnat to {server}",
-                    protocol.name()
-                )
-            }
-            Rule::Bridged(bridge) => write!(f, "iifname \"{bridge}\" oifname \"{bridge}\" accept"),
-            Rule::GuestSource { iifname, source } if source.prefix() == 32 => {
-                write!(f, "iifname \"{iifname}\" ip saddr {} accept", source.ip())
-            }
-            Rule::GuestSource { iifname, source } => {
-                write!(f, "iifname \"{iifname}\" ip saddr {source} accept")
-            }
-            Rule::DropOtherGuestTraffic => write!(f, "iifname \"{IFNAME_PREFIX}*\" drop"),
-        }
-    }
-}
-
-/// Every link we create starts with this.
-const IFNAME_PREFIX: &str = "cvd-";
-const DNS_PORT: u16 = 53;
 
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
@@ -245,15 +125,15 @@ pub fn encode(rule: &Rule) -> Attrs {
         }
         Rule::Bridged(bridge) => vec![
             meta(NFT_META_IIFNAME),
-            cmp_eq(&bridge.0),
+            cmp_eq(bridge.padded()),
             meta(NFT_META_OIFNAME),
-            cmp_eq(&bridge.0),
+            cmp_eq(bridge.padded()),
             verdict(NF_ACCEPT),
         ],
         Rule::GuestSource { iifname, source } => {
             let mut e = vec![
                 meta(NFT_META_IIFNAME),
-                cmp_eq(&iifname.0),
+                cmp_eq(iifname.padded()),
                 meta(NFT_META_NFPROTO),
                 cmp_eq(&[NFPROTO_IPV4 as u8]),
             ];
@@ -268,7 +148,7 @@ pub fn encode(rule: &Rule) -> Attrs {
         ],
         Rule::ClampMss => vec![
             meta(NFT_META_L4PROTO),
-            cmp_eq(&[6]),
+            cmp_eq(&[ip_protocol(Protocol::Tcp)]),
             payload(NFT_PAYLOAD_TRANSPORT_HEADER, TCP_FLAGS_OFFSET, 1),
             bitwise(&[TCP_SYN | TCP_RST]),
             cmp_eq(&[TCP_SYN]),
@@ -307,7 +187,7 @@ pub fn encode(rule: &Rule) -> Attrs {
             meta(NFT_META_IIFNAME),
             cmp_eq(IFNAME_PREFIX.as_bytes()),
             meta(NFT_META_L4PROTO),
-            cmp_eq(&[protocol.number()]),
+            cmp_eq(&[ip_protocol(*protocol)]),
             payload(NFT_PAYLOAD_TRANSPORT_HEADER, L4_DPORT_OFFSET, 2),
             cmp_eq(&DNS_PORT.to_be_bytes()),
             expr(
@@ -532,7 +412,7 @@ pub fn parse(expressions: &[u8]) -> Option<Rule> {
                 return None;
             };
             let ok = l4.is_meta(NFT_META_L4PROTO)
-                && tcp.is_cmp_eq(&[6])
+                && tcp.is_cmp_eq(&[ip_protocol(Protocol::Tcp)])
                 && flags.is_payload(NFT_PAYLOAD_TRANSPORT_HEADER, TCP_FLAGS_OFFSET, 1)
                 && mask.and_mask() == Some(&[TCP_SYN | TCP_RST])
                 && syn.is_cmp_eq(&[TCP_SYN])
@@ -549,11 +429,9 @@ pub fn parse(expressions: &[u8]) -> Option<Rule> {
             let [iif, prefix, l4, proto, dport, port, imm, nat] = exprs.as_slice() else {
                 return None;
             };
-            let protocol = match proto.cmp_eq_value()? {
-                [17] => Protocol::Udp,
-                [6] => Protocol::Tcp,
-                _ => return None,
-            };
+            let protocol = [Protocol::Udp, Protocol::Tcp]
+                .into_iter()
+                .find(|p| proto.cmp_eq_value() == Some(&[ip_protocol(*p)][..]))?;
             let server: [u8; 4] = imm.nested_value(NFTA_IMMEDIATE_DATA)?.try_into().ok()?;
             let ok = iif.is_meta(NFT_META_IIFNAME)
                 && prefix.is_cmp_eq(IFNAME_PREFIX.as_bytes())
@@ -674,16 +552,16 @@ mod tests {
             e.push(verdict(verdict_code));
             rule_of(e)
         };
-        assert!(parse(&guest_source(&mtap.0, 2, NF_ACCEPT)).is_some());
-        assert_eq!(parse(&guest_source(&mtap.0, 10, NF_ACCEPT)), None, "IPv6");
-        assert_eq!(parse(&guest_source(&mtap.0, 2, NF_DROP)), None, "drop");
+        assert!(parse(&guest_source(mtap.padded(), 2, NF_ACCEPT)).is_some());
+        assert_eq!(parse(&guest_source(mtap.padded(), 10, NF_ACCEPT)), None, "IPv6");
+        assert_eq!(parse(&guest_source(mtap.padded(), 2, NF_DROP)), None, "drop");
         assert_eq!(parse(&guest_source(b"cvd-", 2, NF_ACCEPT)), None, "a prefix");
         let bridged = |iif: IfName, oif: IfName, verdict_code: u32| {
             rule_of(vec![
                 meta(NFT_META_IIFNAME),
-                cmp_eq(&iif.0),
+                cmp_eq(iif.padded()),
                 meta(NFT_META_OIFNAME),
-                cmp_eq(&oif.0),
+                cmp_eq(oif.padded()),
                 verdict(verdict_code),
             ])
         };

@@ -7,136 +7,19 @@
 mod attr;
 mod expr;
 
-pub use expr::{IfName, Protocol, Rule};
-
+use crate::model::{chains_for, tables_for, Chain, Family, ListedRule, Rule, Table, TableId, TABLES};
 use crate::netlink::socket::{
     frame, NetlinkSocket, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use attr::Attrs;
 use std::io;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    Ip,
-    Inet,
-}
-
-impl Family {
-    /// NFPROTO_*.
-    fn number(self) -> u8 {
-        match self {
-            Family::Inet => 1,
-            Family::Ip => 2,
-        }
+/// NFPROTO_*.
+fn family_number(family: Family) -> u8 {
+    match family {
+        Family::Inet => 1,
+        Family::Ip => 2,
     }
-}
-
-impl std::fmt::Display for Family {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Family::Ip => "ip",
-            Family::Inet => "inet",
-        })
-    }
-}
-
-/// A table's identity: the same name may exist once per family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableId {
-    pub family: Family,
-    pub name: &'static str,
-}
-
-impl std::fmt::Display for TableId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.family, self.name)
-    }
-}
-
-/// Masquerade, MSS clamping and DNS redirection: IPv4 only, so the `ip` family, which has NAT
-/// on every kernel. Release 0.1.0 created only this table.
-pub const NAT: TableId = TableId {
-    family: Family::Ip,
-    name: "cuttlefish_nat",
-};
-/// What guests may send through the pod: `inet`, so one chain sees IPv4 and IPv6.
-pub const FILTER: TableId = TableId {
-    family: Family::Inet,
-    name: "cuttlefish_filter",
-};
-/// Every table we create, in creation order.
-pub const TABLES: [TableId; 2] = [NAT, FILTER];
-
-/// A base chain of one of our tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChainSpec {
-    pub table: TableId,
-    pub name: &'static str,
-    pub chain_type: &'static str,
-    /// NF_INET_* hook number.
-    pub hook: u32,
-    pub priority: i32,
-}
-
-/// Masquerade, at srcnat as `cuttlefish-host-resources` does.
-pub const POSTROUTING: ChainSpec = ChainSpec {
-    table: NAT,
-    name: "postrouting",
-    chain_type: "nat",
-    hook: 4,
-    priority: 100,
-};
-/// MSS clamping, at the mangle priority.
-pub const FORWARD: ChainSpec = ChainSpec {
-    table: NAT,
-    name: "forward",
-    chain_type: "filter",
-    hook: 2,
-    priority: -150,
-};
-/// DNS redirection, at dstnat.
-pub const PREROUTING: ChainSpec = ChainSpec {
-    table: NAT,
-    name: "prerouting",
-    chain_type: "nat",
-    hook: 0,
-    priority: -100,
-};
-/// What guests may send, at the filter priority; policy accept, so the pod's other forwarded
-/// traffic is not ours to judge.
-pub const GUARD: ChainSpec = ChainSpec {
-    table: FILTER,
-    name: "forward",
-    chain_type: "filter",
-    hook: 2,
-    priority: 0,
-};
-
-impl Rule {
-    pub fn chain(&self) -> &'static ChainSpec {
-        match self {
-            Rule::Masquerade(_) => &POSTROUTING,
-            Rule::ClampMss => &FORWARD,
-            Rule::RedirectDns { .. } => &PREROUTING,
-            Rule::Bridged(_) | Rule::GuestSource { .. } | Rule::DropOtherGuestTraffic => &GUARD,
-        }
-    }
-}
-
-/// The chains `rules` need, in a fixed order.
-pub fn chains_for(rules: &[Rule]) -> Vec<&'static ChainSpec> {
-    [&PREROUTING, &FORWARD, &POSTROUTING, &GUARD]
-        .into_iter()
-        .filter(|c| rules.iter().any(|r| r.chain() == *c))
-        .collect()
-}
-
-/// The tables `rules` need, in creation order.
-pub fn tables_for(rules: &[Rule]) -> Vec<TableId> {
-    TABLES
-        .into_iter()
-        .filter(|t| rules.iter().any(|r| r.chain().table == *t))
-        .collect()
 }
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -167,31 +50,6 @@ const NFTA_RULE_USERDATA: u16 = 7;
 /// nft's userdata TLV type for a comment (table and rule alike).
 const UDATA_COMMENT: u8 = 0;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Table {
-    pub id: TableId,
-    pub handle: u64,
-    pub comment: Option<String>,
-    pub chains: Vec<Chain>,
-    pub rules: Vec<ListedRule>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chain {
-    pub name: String,
-    pub chain_type: Option<String>,
-    pub hook: Option<u32>,
-    pub priority: Option<i32>,
-}
-
-/// A rule as the kernel lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedRule {
-    pub chain: String,
-    /// Which of our rules this is; None for any other rule.
-    pub kind: Option<Rule>,
-}
-
 pub struct NftSocket(NetlinkSocket);
 
 impl NftSocket {
@@ -210,7 +68,7 @@ impl NftSocket {
                 let (family, name) = (family_of(m.payload()), attr::get_string(&attrs, NFTA_TABLE_NAME));
                 let id = TABLES
                     .into_iter()
-                    .find(|t| Some(t.family.number()) == family && Some(t.name) == name.as_deref())?;
+                    .find(|t| Some(family_number(t.family)) == family && Some(t.name) == name.as_deref())?;
                 Some(Table {
                     id,
                     handle: attr::get_be64(&attrs, NFTA_TABLE_HANDLE).unwrap_or(0),
@@ -221,7 +79,7 @@ impl NftSocket {
             })
             .collect();
         for table in &mut tables {
-            let family = table.id.family.number();
+            let family = family_number(table.id.family);
             for m in self
                 .0
                 .dump(|seq| message(NFT_MSG_GETCHAIN, NLM_F_DUMP, seq, family, Attrs::new()))?
@@ -261,47 +119,46 @@ impl NftSocket {
     /// Creates the tables `rules` need (failing if any table of those names exists), each with
     /// `comment`, their chains and the rules, each with its comment, in one transaction: all
     /// of it or nothing.
-    pub fn create(&mut self, comment: &str, rules: &[(Rule, String)]) -> io::Result<()> {
-        let kinds: Vec<Rule> = rules.iter().map(|(r, _)| *r).collect();
+    pub fn create(&mut self, comment: &str, rules: &[Rule]) -> io::Result<()> {
         let mut batch = Vec::new();
-        for table in tables_for(&kinds) {
+        for table in tables_for(rules) {
             batch.push((
                 NFT_MSG_NEWTABLE,
                 NLM_F_CREATE | NLM_F_EXCL,
-                table.family.number(),
+                family_number(table.family),
                 Attrs::new()
                     .string(NFTA_TABLE_NAME, table.name)
                     .bytes(NFTA_TABLE_USERDATA, &udata_comment(comment)),
             ));
         }
-        for chain in chains_for(&kinds) {
+        for chain in chains_for(rules) {
             batch.push((
                 NFT_MSG_NEWCHAIN,
                 NLM_F_CREATE | NLM_F_EXCL,
-                chain.table.family.number(),
+                family_number(chain.table.family),
                 Attrs::new()
                     .string(NFTA_CHAIN_TABLE, chain.table.name)
                     .string(NFTA_CHAIN_NAME, chain.name)
                     .nested(
                         NFTA_CHAIN_HOOK,
                         Attrs::new()
-                            .be32(NFTA_HOOK_HOOKNUM, chain.hook)
+                            .be32(NFTA_HOOK_HOOKNUM, chain.hook.number())
                             .be32(NFTA_HOOK_PRIORITY, chain.priority as u32),
                     )
-                    .string(NFTA_CHAIN_TYPE, chain.chain_type),
+                    .string(NFTA_CHAIN_TYPE, &chain.chain_type.to_string()),
             ));
         }
-        for (rule, rule_comment) in rules {
+        for rule in rules {
             let chain = rule.chain();
             batch.push((
                 NFT_MSG_NEWRULE,
                 NLM_F_CREATE | NLM_F_APPEND,
-                chain.table.family.number(),
+                family_number(chain.table.family),
                 Attrs::new()
                     .string(NFTA_RULE_TABLE, chain.table.name)
                     .string(NFTA_RULE_CHAIN, chain.name)
                     .nested(NFTA_RULE_EXPRESSIONS, expr::encode(rule))
-                    .bytes(NFTA_RULE_USERDATA, &udata_comment(rule_comment)),
+                    .bytes(NFTA_RULE_USERDATA, &udata_comment(&rule.comment())),
             ));
         }
         self.commit(batch)
@@ -313,7 +170,7 @@ impl NftSocket {
         self.commit(vec![(
             NFT_MSG_DELTABLE,
             0,
-            table.family.number(),
+            family_number(table.family),
             Attrs::new()
                 .string(NFTA_TABLE_NAME, table.name)
                 .be64(NFTA_TABLE_HANDLE, handle),
