@@ -16,13 +16,14 @@ const PREFIX: &str = "cuttlefish-cni";
 /// Every link we create carries this link group, so DEL can remove them in one kernel request.
 pub const LINK_GROUP: u32 = 0xcf00;
 
-/// The owner of an attachment: a short stable tag derived from container id and ifname.
+/// An attachment's tag: short and stable, derived from container id and ifname. Our marks
+/// carry it as `owner=<tag>`.
 /// (Container ids have no length limit; aliases and nft comments do: 255 and 256 bytes.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner(String);
+pub struct AttachmentTag(String);
 
-impl Owner {
-    pub fn of(attachment: &Attachment) -> Owner {
+impl AttachmentTag {
+    pub fn of(attachment: &Attachment) -> AttachmentTag {
         // FNV-1a, 64 bit: stable across releases and platforms, unlike std's hasher.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         let bytes = attachment
@@ -34,10 +35,10 @@ impl Owner {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
-        Owner(format!("{hash:016x}"))
+        AttachmentTag(format!("{hash:016x}"))
     }
 
-    pub fn tag(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         &self.0
     }
 
@@ -54,19 +55,20 @@ impl Owner {
         }
     }
 
-    pub fn owns_alias(&self, alias: &str) -> bool {
+    /// True when `alias` names this attachment.
+    pub fn named_in(&self, alias: &str) -> bool {
         field(alias, "owner") == Some(self.0.as_str())
     }
 }
 
-/// True when a link alias says the link was created by this plugin, for any owner.
+/// True when a link alias says the link was created by this plugin, for any attachment.
 pub fn is_ours(alias: &str) -> bool {
     alias.split(' ').next() == Some(PREFIX) && field(alias, "owner").is_some()
 }
 
-/// The owner a table comment of ours names, read on its own: a record whose other fields are
+/// The attachment a table comment of ours names, read on its own: a record whose other fields are
 /// damaged still says whose table it is, so DEL can remove the table.
-pub fn owner_of_comment(comment: &str) -> Option<&str> {
+pub fn attachment_of_comment(comment: &str) -> Option<&str> {
     (comment.split(' ').next() == Some(PREFIX))
         .then(|| field(comment, "owner"))
         .flatten()
@@ -75,7 +77,8 @@ pub fn owner_of_comment(comment: &str) -> Option<&str> {
 /// The state record kept in our nft table's comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRecord {
-    pub owner: String,
+    /// The tag of the attachment the record belongs to.
+    pub attachment: String,
     pub base_instance: u32,
     pub instances: u32,
     /// The forwarding sysctls before ADD, by name; None where the sysctl is absent (IPv6
@@ -109,7 +112,7 @@ impl TableRecord {
             .collect();
         format!(
             "{PREFIX} owner={} base={} instances={} sysctls={}",
-            self.owner,
+            self.attachment,
             self.base_instance,
             self.instances,
             sysctls.join(",")
@@ -165,7 +168,7 @@ impl TableRecord {
         }
         let sysctls_before = sysctl_values(sysctls)?;
         Ok(TableRecord {
-            owner: owner.to_string(),
+            attachment: owner.to_string(),
             base_instance,
             instances,
             sysctls_before,
@@ -244,18 +247,18 @@ mod tests {
 
     #[test]
     fn owner_is_stable_and_distinguishes_attachments() {
-        let a = Owner::of(&attachment("abc", "eth0"));
-        assert_eq!(a, Owner::of(&attachment("abc", "eth0")));
-        assert_eq!(a.tag().len(), 16);
-        assert_ne!(a, Owner::of(&attachment("abc", "eth1")));
-        assert_ne!(a, Owner::of(&attachment("abd", "eth0")));
+        let a = AttachmentTag::of(&attachment("abc", "eth0"));
+        assert_eq!(a, AttachmentTag::of(&attachment("abc", "eth0")));
+        assert_eq!(a.as_str().len(), 16);
+        assert_ne!(a, AttachmentTag::of(&attachment("abc", "eth1")));
+        assert_ne!(a, AttachmentTag::of(&attachment("abd", "eth0")));
         // "ab"+"ceth0" must not collide with "abc"+"eth0".
-        assert_ne!(a, Owner::of(&attachment("ab", "ceth0")));
+        assert_ne!(a, AttachmentTag::of(&attachment("ab", "ceth0")));
     }
 
     #[test]
     fn alias_round_trip() {
-        let owner = Owner::of(&attachment("abc", "eth0"));
+        let tag = AttachmentTag::of(&attachment("abc", "eth0"));
         let settings = Settings {
             instances: 2,
             base_instance: 5,
@@ -265,17 +268,17 @@ mod tests {
             clamp_mss: false,
             dns_redirect: None,
         };
-        let alias = owner.link_alias(&settings);
-        assert!(owner.owns_alias(&alias));
+        let alias = tag.link_alias(&settings);
+        assert!(tag.named_in(&alias));
         assert!(is_ours(&alias));
-        assert!(!Owner::of(&attachment("x", "eth0")).owns_alias(&alias));
+        assert!(!AttachmentTag::of(&attachment("x", "eth0")).named_in(&alias));
         assert!(!is_ours("cuttlefish-cni"));
         assert!(!is_ours("my own bridge owner=1"));
     }
 
     #[test]
     fn alias_names_the_cid_when_one_was_allocated_and_old_aliases_still_parse() {
-        let owner = Owner::of(&attachment("abc", "eth0"));
+        let tag = AttachmentTag::of(&attachment("abc", "eth0"));
         let settings = Settings {
             instances: 1,
             base_instance: 1,
@@ -285,20 +288,23 @@ mod tests {
             clamp_mss: false,
             dns_redirect: None,
         };
-        let alias = owner.link_alias(&settings);
+        let alias = tag.link_alias(&settings);
         assert_eq!(
             alias,
-            format!("cuttlefish-cni owner={} base=1 instances=1 cid=1026", owner.tag())
+            format!(
+                "cuttlefish-cni owner={} base=1 instances=1 cid=1026",
+                tag.as_str()
+            )
         );
-        assert!(owner.owns_alias(&alias) && is_ours(&alias));
-        let previous_release = format!("cuttlefish-cni owner={} base=7 instances=2", owner.tag());
-        assert!(owner.owns_alias(&previous_release) && is_ours(&previous_release));
+        assert!(tag.named_in(&alias) && is_ours(&alias));
+        let previous_release = format!("cuttlefish-cni owner={} base=7 instances=2", tag.as_str());
+        assert!(tag.named_in(&previous_release) && is_ours(&previous_release));
     }
 
     #[test]
     fn table_record_round_trip() {
         let record = TableRecord {
-            owner: "0123456789abcdef".into(),
+            attachment: "0123456789abcdef".into(),
             base_instance: 65,
             instances: 3,
             sysctls_before: vec![
@@ -319,7 +325,7 @@ mod tests {
         let record =
             TableRecord::parse("cuttlefish-cni owner=c6e7cd092ede8833 base=1 instances=1 sysctls=0,-")
                 .unwrap();
-        assert_eq!(record.owner, "c6e7cd092ede8833");
+        assert_eq!(record.attachment, "c6e7cd092ede8833");
         assert_eq!((record.base_instance, record.instances), (1, 1));
         assert_eq!(
             record.sysctls_before,
@@ -428,9 +434,9 @@ mod tests {
     #[test]
     fn the_owner_is_read_even_from_a_damaged_record() {
         let damaged = "cuttlefish-cni owner=0123456789abcdef base=99999999999 garbage";
-        assert_eq!(owner_of_comment(damaged), Some("0123456789abcdef"));
-        assert_eq!(owner_of_comment("someone owner=0123456789abcdef"), None);
-        assert_eq!(owner_of_comment("cuttlefish-cni base=1"), None);
-        assert_eq!(owner_of_comment(&"y".repeat(4096)), None);
+        assert_eq!(attachment_of_comment(damaged), Some("0123456789abcdef"));
+        assert_eq!(attachment_of_comment("someone owner=0123456789abcdef"), None);
+        assert_eq!(attachment_of_comment("cuttlefish-cni base=1"), None);
+        assert_eq!(attachment_of_comment(&"y".repeat(4096)), None);
     }
 }

@@ -6,7 +6,7 @@ use crate::cni::{self, Attachment, Command, Invocation, Version};
 use crate::config::NetConf;
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, NetnsKernel};
-use crate::mark::Owner;
+use crate::mark::AttachmentTag;
 use crate::netns::{Netns, OpenError};
 use crate::plan::Plan;
 use crate::{check, dhcp, instances, logger, result, setup, teardown};
@@ -72,13 +72,13 @@ fn add(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<Valu
     let netns = open_pod_netns(netns_path)?;
     let settings = instances::acquire(conf, attachment)?;
     let plan = Plan::new(&settings);
-    let owner = Owner::of(attachment);
+    let tag = AttachmentTag::of(attachment);
     let built = netns.run(|| {
         let mut kernel = open_kernel(netns_path)?;
-        let links = setup::build(&mut kernel, &plan, &owner, &settings)?;
+        let links = setup::build(&mut kernel, &plan, &tag, &settings)?;
         if let Some(dhcp) = &conf.dhcp {
             if let Err(e) = dhcp::register(conf, dhcp, attachment, &netns, &plan) {
-                if let Err(cleanup) = teardown::remove(&mut kernel, &owner) {
+                if let Err(cleanup) = teardown::remove(&mut kernel, &tag) {
                     log::error!("rolling back the ADD the DHCP agent did not take: {cleanup}");
                 }
                 return Err(e);
@@ -112,11 +112,11 @@ fn check(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<()
     let netns = open_pod_netns(netns_path)?;
     let settings = instances::current(conf, attachment)?;
     let plan = Plan::new(&settings);
-    let owner = Owner::of(attachment);
-    let alias = owner.link_alias(&settings);
+    let tag = AttachmentTag::of(attachment);
+    let alias = tag.link_alias(&settings);
     let sysctls: Vec<String> = plan.sysctls().map(|(name, _)| name).collect();
     let observed = netns.run(|| open_kernel(netns_path)?.observe(&sysctls))?;
-    let mut drifts = check::diff(&plan, &observed, &owner, &alias);
+    let mut drifts = check::diff(&plan, &observed, &tag, &alias);
     if let Some(dhcp) = &conf.dhcp {
         drifts.extend(dhcp::check(conf, dhcp, attachment).map(Drift::DhcpAgent));
     }
@@ -143,7 +143,7 @@ fn open_kernel(netns: &str) -> Result<impl Kernel> {
 /// releases its vsock CIDs (and the instance numbers an earlier release allocated), and
 /// succeeds when the netns is already gone.
 fn del(conf: &NetConf, netns_path: Option<&str>, attachment: &Attachment) -> Result<()> {
-    let in_netns = remove_from_netns(netns_path, &Owner::of(attachment));
+    let in_netns = remove_from_netns(netns_path, &AttachmentTag::of(attachment));
     if let Some(dhcp) = &conf.dhcp {
         dhcp::unregister(conf, dhcp, attachment);
     }
@@ -151,7 +151,7 @@ fn del(conf: &NetConf, netns_path: Option<&str>, attachment: &Attachment) -> Res
     in_netns.and(released)
 }
 
-fn remove_from_netns(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
+fn remove_from_netns(netns_path: Option<&str>, tag: &AttachmentTag) -> Result<()> {
     let Some(path) = netns_path else {
         log::info!("DEL without a netns: our links and rules live in the pod netns, nothing to do there");
         return Ok(());
@@ -170,7 +170,7 @@ fn remove_from_netns(netns_path: Option<&str>, owner: &Owner) -> Result<()> {
     }
     netns.run(|| {
         let mut kernel = open_kernel(path)?;
-        teardown::remove(&mut kernel, owner)
+        teardown::remove(&mut kernel, tag)
     })
 }
 

@@ -6,20 +6,25 @@
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::mark::{self, Owner, TableRecord, LINK_GROUP};
+use crate::mark::{self, AttachmentTag, TableRecord, LINK_GROUP};
 use crate::model::{Change, Link, Observed};
 use crate::plan::{BridgePlan, Plan, FORWARDING_SYSCTLS};
 use crate::teardown;
 use ipnetwork::Ipv4Network;
 
-/// Builds `plan` for `owner` and returns the links as the kernel now has them.
-pub fn build(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, settings: &Settings) -> Result<Vec<Link>> {
+/// Builds `plan` for the attachment `tag` names and returns the links as the kernel now has them.
+pub fn build(
+    kernel: &mut dyn Kernel,
+    plan: &Plan,
+    tag: &AttachmentTag,
+    settings: &Settings,
+) -> Result<Vec<Link>> {
     let mut found = kernel.observe(&[])?;
-    if has_leftovers_of(&found, owner) {
+    if has_leftovers_of(&found, tag) {
         // A runtime may retry ADD after a failure without DEL; objects of this same attachment
         // are then removed first rather than reported as conflicts.
         log::warn!("objects of this attachment are already present; removing them before ADD");
-        teardown::remove(kernel, owner)?;
+        teardown::remove(kernel, tag)?;
         found = kernel.observe(&[])?;
     }
     ensure_no_conflicts(&found, plan)?;
@@ -28,15 +33,15 @@ pub fn build(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, settings: &Set
         sysctls_before.push((name, kernel.sysctl(name)?));
     }
     let record = TableRecord {
-        owner: owner.tag().to_string(),
+        attachment: tag.as_str().to_string(),
         base_instance: settings.base_instance,
         instances: settings.instances,
         sysctls_before,
     };
-    match create_all(kernel, plan, owner, settings, &record) {
+    match create_all(kernel, plan, tag, settings, &record) {
         Ok(links) => Ok(links),
         Err(error) => {
-            if let Err(cleanup) = teardown::remove(kernel, owner) {
+            if let Err(cleanup) = teardown::remove(kernel, tag) {
                 log::error!("rolling back the failed ADD also failed: {cleanup}");
             }
             Err(error)
@@ -44,16 +49,16 @@ pub fn build(kernel: &mut dyn Kernel, plan: &Plan, owner: &Owner, settings: &Set
     }
 }
 
-fn has_leftovers_of(found: &Observed, owner: &Owner) -> bool {
+fn has_leftovers_of(found: &Observed, tag: &AttachmentTag) -> bool {
     let table_is_ours = found
         .tables
         .iter()
-        .any(|t| t.comment.as_deref().and_then(mark::owner_of_comment) == Some(owner.tag()));
+        .any(|t| t.comment.as_deref().and_then(mark::attachment_of_comment) == Some(tag.as_str()));
     table_is_ours
         || found
             .links
             .iter()
-            .any(|l| l.alias.as_deref().is_some_and(|a| owner.owns_alias(a)))
+            .any(|l| l.alias.as_deref().is_some_and(|a| tag.named_in(a)))
 }
 
 fn ensure_no_conflicts(found: &Observed, plan: &Plan) -> Result<()> {
@@ -68,14 +73,14 @@ fn ensure_no_conflicts(found: &Observed, plan: &Plan) -> Result<()> {
     }
     for name in plan.link_names() {
         if let Some(link) = found.link(name) {
-            let owner = match link.alias.as_deref() {
+            let creator = match link.alias.as_deref() {
                 Some(alias) if mark::is_ours(alias) => "another attachment".to_string(),
                 Some(alias) => format!("someone else (alias {alias:?})"),
                 None => "someone else".to_string(),
             };
             return Err(Error::Conflict {
                 object: format!("link {name}"),
-                reason: format!("already exists in the pod, created by {owner}"),
+                reason: format!("already exists in the pod, created by {creator}"),
             });
         }
     }
@@ -121,7 +126,7 @@ fn enable_ipv6(kernel: &mut dyn Kernel, bridge: &BridgePlan) -> Result<()> {
 fn create_all(
     kernel: &mut dyn Kernel,
     plan: &Plan,
-    owner: &Owner,
+    tag: &AttachmentTag,
     settings: &Settings,
     record: &TableRecord,
 ) -> Result<Vec<Link>> {
@@ -139,7 +144,7 @@ fn create_all(
         }
     }
 
-    let alias = owner.link_alias(settings);
+    let alias = tag.link_alias(settings);
     let configure = |name: &str, master: Option<u32>| Change::ConfigureLink {
         name: name.to_string(),
         alias: alias.clone(),

@@ -5,18 +5,18 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::mark::{self, Owner, TableRecord, LINK_GROUP};
+use crate::mark::{self, AttachmentTag, TableRecord, LINK_GROUP};
 use crate::model::{Change, Link, Table};
 use crate::plan;
 
-/// Removes everything `owner` created in the netns of `kernel`.
-pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
+/// Removes everything the attachment `tag` names created in the netns of `kernel`.
+pub fn remove(kernel: &mut dyn Kernel, tag: &AttachmentTag) -> Result<()> {
     let mut errors = Vec::new();
     let tables: Vec<Table> = kernel
         .tables()?
         .into_iter()
         .filter(|table| {
-            let ours = table.comment.as_deref().and_then(mark::owner_of_comment) == Some(owner.tag());
+            let ours = table.comment.as_deref().and_then(mark::attachment_of_comment) == Some(tag.as_str());
             if !ours {
                 log::info!(
                     "leaving nftables table {} with comment {:?} alone: not ours for this attachment",
@@ -66,7 +66,7 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
     }
 
     let links = kernel.links()?;
-    let ours = owned_links(&links, owner, record.as_ref());
+    let ours = owned_links(&links, tag, record.as_ref());
     // The tables go before the links when every link of ours carries its mark: nf_tables
     // destroys a deleted table after an RCU grace period, and closing our netlink socket waits
     // for it, so deleting them first lets that grace period pass during the link deletion. While
@@ -117,17 +117,17 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
     }
 }
 
-/// The links `owner` created: those whose alias names it, plus, when our state record exists,
+/// The links the attachment `tag` names created: those whose alias names it, plus, when our state record exists,
 /// links of the recorded plan that have no alias yet (ADD killed between creating a link and
 /// marking it; ADD checks that no such name exists before it writes the record).
-pub fn owned_links(links: &[Link], owner: &Owner, record: Option<&TableRecord>) -> Vec<Link> {
+pub fn owned_links(links: &[Link], tag: &AttachmentTag, record: Option<&TableRecord>) -> Vec<Link> {
     let planned = record
         .map(|r| plan::link_names(r.base_instance, r.instances))
         .unwrap_or_default();
     links
         .iter()
         .filter(|l| match &l.alias {
-            Some(alias) => owner.owns_alias(alias),
+            Some(alias) => tag.named_in(alias),
             None => planned.contains(&l.name) && matches!(l.kind.as_deref(), Some("tun" | "bridge")),
         })
         .cloned()

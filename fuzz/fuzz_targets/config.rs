@@ -5,7 +5,7 @@
 
 use cuttlefish_cni::cni::{parse_cni_args, Attachment, Command, Invocation};
 use cuttlefish_cni::config::{answer_version, NetConf, MAX_CID, MAX_INSTANCE, MIN_CID};
-use cuttlefish_cni::mark::Owner;
+use cuttlefish_cni::mark::AttachmentTag;
 use cuttlefish_cni::plan::Plan;
 use libfuzzer_sys::fuzz_target;
 
@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         });
         let settings = request.settings(base, cid);
         let plan = Plan::new(&settings);
-        let alias = Owner::of(&Attachment { container_id: "fuzz".into(), ifname: "eth0".into() }).link_alias(&settings);
+        let alias = AttachmentTag::of(&Attachment { container_id: "fuzz".into(), ifname: "eth0".into() }).link_alias(&settings);
         assert!(alias.len() < 256, "IFALIASZ");
         assert_eq!(plan.taps.len(), 4 * request.instances as usize);
         assert!(plan.link_names().all(|n| n.len() <= 15));

@@ -10,7 +10,7 @@ use super::socket;
 use super::state::{Record, StateDir};
 use super::validate;
 use crate::cni::Attachment;
-use crate::mark::Owner;
+use crate::mark::AttachmentTag;
 use crate::netns::{Netns, NetnsId, OpenError};
 use nix::sys::stat::{umask, Mode};
 use std::collections::HashMap;
@@ -49,11 +49,11 @@ pub struct Agent {
 
 /// The state file name of an attachment, from validated names only.
 fn key(network: &str, container_id: &str, ifname: &str) -> String {
-    let owner = Owner::of(&Attachment {
+    let tag = AttachmentTag::of(&Attachment {
         container_id: container_id.into(),
         ifname: ifname.into(),
     });
-    format!("{network}-{}", owner.tag())
+    format!("{network}-{}", tag.as_str())
 }
 
 /// The namespaces the agent never serves: its own, and PID 1's (the node's root namespace on a

@@ -6,17 +6,17 @@ mod drift;
 
 pub use drift::{Drift, Master, TapFlag};
 
-use crate::mark::{self, Owner, TableRecord, LINK_GROUP};
+use crate::mark::{self, AttachmentTag, TableRecord, LINK_GROUP};
 use crate::model::{chains_for, tables_for, HostAddress, Link, Observed, Rule, Table};
 use crate::plan::{Plan, FORWARDING_SYSCTLS};
 
 /// How `observed` differs from `plan`. `alias` is the one ADD wrote on every link (the pod
 /// reads its vsock CID there). `observed` must hold the values of [`Plan::sysctls`].
-pub fn diff(plan: &Plan, observed: &Observed, owner: &Owner, alias: &str) -> Vec<Drift> {
+pub fn diff(plan: &Plan, observed: &Observed, tag: &AttachmentTag, alias: &str) -> Vec<Drift> {
     let mut drifts = Vec::new();
 
     for bridge in &plan.bridges {
-        let Some(link) = find_ours(observed, bridge.name, owner, alias, &mut drifts) else {
+        let Some(link) = find_ours(observed, bridge.name, tag, alias, &mut drifts) else {
             continue;
         };
         match link.bridge {
@@ -45,7 +45,7 @@ pub fn diff(plan: &Plan, observed: &Observed, owner: &Owner, alias: &str) -> Vec
     }
 
     for tap in &plan.taps {
-        let Some(link) = find_ours(observed, &tap.name, owner, alias, &mut drifts) else {
+        let Some(link) = find_ours(observed, &tap.name, tag, alias, &mut drifts) else {
             continue;
         };
         match link.tun {
@@ -98,7 +98,7 @@ pub fn diff(plan: &Plan, observed: &Observed, owner: &Owner, alias: &str) -> Vec
 
     for id in tables_for(&plan.nft_rules) {
         match observed.table(id) {
-            Some(table) => check_table(table, plan, owner, &mut drifts),
+            Some(table) => check_table(table, plan, tag, &mut drifts),
             None => drifts.push(Drift::TableMissing(id)),
         }
     }
@@ -112,7 +112,7 @@ pub fn diff(plan: &Plan, observed: &Observed, owner: &Owner, alias: &str) -> Vec
 fn find_ours<'a>(
     observed: &'a Observed,
     name: &str,
-    owner: &Owner,
+    tag: &AttachmentTag,
     alias: &str,
     drifts: &mut Vec<Drift>,
 ) -> Option<&'a Link> {
@@ -122,7 +122,7 @@ fn find_ours<'a>(
     };
     match link.alias.as_deref() {
         Some(actual) if actual == alias => {}
-        Some(actual) if owner.owns_alias(actual) => drifts.push(Drift::WrongAlias {
+        Some(actual) if tag.named_in(actual) => drifts.push(Drift::WrongAlias {
             link: name.into(),
             actual: actual.into(),
             expected: alias.into(),
@@ -186,10 +186,10 @@ fn master_of(observed: &Observed, link: &Link) -> Master {
     }
 }
 
-fn check_table(table: &Table, plan: &Plan, owner: &Owner, drifts: &mut Vec<Drift>) {
+fn check_table(table: &Table, plan: &Plan, tag: &AttachmentTag, drifts: &mut Vec<Drift>) {
     let id = table.id;
     let comment = table.comment.as_deref().unwrap_or_default();
-    if mark::owner_of_comment(comment) != Some(owner.tag()) {
+    if mark::attachment_of_comment(comment) != Some(tag.as_str()) {
         drifts.push(Drift::TableNotOurs {
             table: id,
             comment: comment.to_string(),

@@ -332,11 +332,11 @@ fn registrations_are_checked_like_the_plugins_own_configuration() {
             "cvd-ebr",
         ),
     ];
-    let tag = cuttlefish_cni::mark::Owner::of(&cuttlefish_cni::cni::Attachment {
+    let tag = cuttlefish_cni::mark::AttachmentTag::of(&cuttlefish_cni::cni::Attachment {
         container_id: pod.container_id.clone(),
         ifname: "eth0".into(),
     })
-    .tag()
+    .as_str()
     .to_string();
     // Where the unchecked "/../escaped" lands: the filesystem root (the name is this test's own).
     let in_root = RemovedOnDrop(PathBuf::from(format!("/escaped-{tag}.json")));
