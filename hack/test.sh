@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: lints, unit tests, the network-namespace integration tests, the
-# static-binary check, the Kubernetes manifests, and the end-to-end runs with podman, containerd
-# and a qemu guest. Run as root on Debian 12: `sudo hack/test.sh`.
+# The whole test suite: lints, unit tests, the network-namespace integration tests, the root-free
+# tests again as uid 65534, the static-binary check, the Kubernetes manifests, and the end-to-end
+# runs with podman, containerd and a qemu guest. Run as root on Debian 12: `sudo hack/test.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "hack/test.sh needs root (it creates network namespaces)" >&2; exit 1; }
@@ -20,6 +20,9 @@ test_log=$(mktemp)
 trap 'rm -f "$test_log"' EXIT
 cargo test --features netns-tests 2>&1 | tee "$test_log"
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$test_log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+
+echo "== the tests that need no root pass as uid 65534 (what plain cargo test runs)" >&2
+hack/root-free-tests.sh
 
 echo "== the release binary needs no shared library" >&2
 bin=$(hack/build-release.sh)/cuttlefish-cni
