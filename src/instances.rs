@@ -162,5 +162,8 @@ fn lock_existing(dir: &Path) -> Result<Option<Allocations>> {
 }
 
 fn io_error(dir: &Path, e: std::io::Error) -> Error {
-    Error::Io(format!("allocations in {}: {e}", dir.display()))
+    Error::Io {
+        what: format!("allocations in {}", dir.display()),
+        source: e,
+    }
 }

@@ -166,7 +166,7 @@ fn create_all(
             .iter()
             .find(|l| l.name == name)
             .cloned()
-            .ok_or_else(|| Error::Internal(format!("link {name} vanished right after it was created")))
+            .ok_or_else(|| Error::LinkVanished(name.to_string()))
     };
     for tap in &plan.taps {
         let master = match tap.bridge {

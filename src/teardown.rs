@@ -92,17 +92,7 @@ pub fn remove(kernel: &mut dyn Kernel, owner: &Owner) -> Result<()> {
         delete_tables(kernel, &mut errors);
     }
 
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(Error::Internal(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )),
-    }
+    Error::all(errors)
 }
 
 /// The links `owner` created: those whose alias names it, plus, when our state record exists,

@@ -6,7 +6,7 @@
 //! Every flag, with its default: `cuttlefish-cni-agent --help`. Requests are taken from uid 0
 //! only, and from each uid given with --allow-uid.
 
-use cuttlefish_cni::agent::client;
+use cuttlefish_cni::agent::client::{self, CallError};
 use cuttlefish_cni::agent::daemon::Agent;
 use cuttlefish_cni::agent::device_plugin::{self, resources};
 use cuttlefish_cni::agent::metrics::{self, Metrics};
@@ -31,6 +31,15 @@ struct Args {
     allowed_uids: Vec<u32>,
     device_plugin: device_plugin::Config,
     metrics_address: SocketAddr,
+}
+
+/// Why `status` printed no counters.
+#[derive(Debug, thiserror::Error)]
+enum StatusError {
+    #[error("{0}")]
+    Call(#[from] CallError),
+    #[error("the agent refused: {0}")]
+    Refused(String),
 }
 
 fn usage() -> String {
@@ -149,23 +158,24 @@ fn run(args: Args) -> ExitCode {
     if !args.status {
         serve(args);
     }
-    let outcome =
-        client::call(&args.socket, &Request::Status, None).and_then(|response| match response.status {
-            Some(status) if response.ok => {
-                println!("{}", serde_json::to_string_pretty(&status).expect("serialisable"));
-                Ok(())
-            }
-            _ => Err(format!(
-                "the agent refused: {}",
-                response.error.unwrap_or_default()
-            )),
-        });
-    match outcome {
+    match status(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints the running agent's counters.
+fn status(args: &Args) -> Result<(), StatusError> {
+    let response = client::call(&args.socket, &Request::Status, None)?;
+    match response.status {
+        Some(status) if response.ok => {
+            println!("{}", serde_json::to_string_pretty(&status).expect("serialisable"));
+            Ok(())
+        }
+        _ => Err(StatusError::Refused(response.error.unwrap_or_default())),
     }
 }
 

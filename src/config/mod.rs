@@ -26,6 +26,19 @@ pub const DEFAULT_MAX_INSTANCES_PER_POD: u32 = 16;
 /// is a few KiB.
 pub const MAX_STDIN_BYTES: usize = 1 << 20;
 
+/// Why stdin is not a network configuration at all (before any key is looked at).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("stdin has {0} bytes, more than the {MAX_STDIN_BYTES} accepted")]
+    TooLarge(usize),
+    #[error("stdin is not valid UTF-8: {0}")]
+    NotUtf8(#[source] std::str::Utf8Error),
+    #[error("invalid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("the configuration is not a JSON object")]
+    NotAnObject,
+}
+
 /// Which pods the plugin acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Select {
@@ -194,17 +207,12 @@ fn peek_version(stdin: &[u8]) -> Option<String> {
 impl NetConf {
     pub fn parse(stdin: &[u8], invocation: &Invocation) -> Result<NetConf, Error> {
         if stdin.len() > MAX_STDIN_BYTES {
-            return Err(Error::Decode(format!(
-                "stdin has {} bytes, more than the {MAX_STDIN_BYTES} accepted",
-                stdin.len()
-            )));
+            return Err(DecodeError::TooLarge(stdin.len()).into());
         }
-        let text = std::str::from_utf8(stdin)
-            .map_err(|e| Error::Decode(format!("stdin is not valid UTF-8: {e}")))?;
-        let root: Value =
-            serde_json::from_str(text).map_err(|e| Error::Decode(format!("invalid JSON: {e}")))?;
+        let text = std::str::from_utf8(stdin).map_err(DecodeError::NotUtf8)?;
+        let root: Value = serde_json::from_str(text).map_err(DecodeError::NotJson)?;
         let Value::Object(root) = root else {
-            return Err(Error::Decode("the configuration is not a JSON object".into()));
+            return Err(DecodeError::NotAnObject.into());
         };
 
         let version_text = required_str(&root, "cniVersion")?.to_string();
