@@ -62,7 +62,7 @@ pub fn unregister(conf: &NetConf, dhcp: &DhcpConfig, attachment: &Attachment) {
 }
 
 /// GC: the agent drops this network's registrations of attachments that are not valid.
-pub fn collect(conf: &NetConf, dhcp: &DhcpConfig, valid: &[Attachment]) {
+pub fn gc(conf: &NetConf, dhcp: &DhcpConfig, valid: &[Attachment]) {
     let request = Request::Gc {
         network: conf.name.clone(),
         valid: valid.iter().map(reference).collect(),

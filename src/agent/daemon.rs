@@ -219,7 +219,7 @@ impl Agent {
                 .map_err(Refusal::from),
             Request::Gc { network, valid } => validate::network(&network)
                 .map(|()| {
-                    self.collect(&network, &valid);
+                    self.gc(&network, &valid);
                     None
                 })
                 .map_err(Refusal::from),
@@ -357,7 +357,7 @@ impl Agent {
         self.state.remove(id);
     }
 
-    fn collect(&self, network: &str, valid: &[AttachmentRef]) {
+    fn gc(&self, network: &str, valid: &[AttachmentRef]) {
         let stale: Vec<String> = self
             .pods
             .lock()
