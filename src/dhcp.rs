@@ -12,7 +12,7 @@ use crate::plan::Plan;
 use std::os::fd::AsFd;
 
 /// ADD: asks the agent to serve the pod's bridges. An unreachable agent is code 11: the node
-/// agent may be starting, and the runtime will try again.
+/// agent may be starting, and the runtime will try again. An agent that refuses is code 103.
 pub fn register(
     conf: &NetConf,
     dhcp: &DhcpConfig,
@@ -39,15 +39,13 @@ pub fn register(
         &dhcp.agent_socket,
         &Request::Register(registration),
         Some(netns.as_fd()),
-    )
-    .map_err(Error::TryAgainLater)?;
+    )?;
     match response.ok {
         true => Ok(()),
-        false => Err(Error::Io(format!(
-            "the DHCP agent at {} refused the pod: {}",
-            dhcp.agent_socket.display(),
-            response.error.unwrap_or_default()
-        ))),
+        false => Err(Error::AgentRefused {
+            socket: dhcp.agent_socket.clone(),
+            reason: response.error.unwrap_or_default(),
+        }),
     }
 }
 
@@ -64,7 +62,7 @@ pub fn unregister(conf: &NetConf, dhcp: &DhcpConfig, attachment: &Attachment) {
 }
 
 /// GC: the agent drops this network's registrations of attachments that are not valid.
-pub fn collect(conf: &NetConf, dhcp: &DhcpConfig, valid: &[Attachment]) {
+pub fn gc(conf: &NetConf, dhcp: &DhcpConfig, valid: &[Attachment]) {
     let request = Request::Gc {
         network: conf.name.clone(),
         valid: valid.iter().map(reference).collect(),
@@ -78,7 +76,7 @@ pub fn collect(conf: &NetConf, dhcp: &DhcpConfig, valid: &[Attachment]) {
 pub fn check(conf: &NetConf, dhcp: &DhcpConfig, attachment: &Attachment) -> Option<String> {
     let status = match client::call(&dhcp.agent_socket, &Request::Status, None) {
         Ok(response) => response.status.unwrap_or_default(),
-        Err(e) => return Some(e),
+        Err(e) => return Some(e.to_string()),
     };
     let served = status.pods.iter().any(|p| {
         p.network == conf.name && p.container_id == attachment.container_id && p.ifname == attachment.ifname

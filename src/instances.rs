@@ -91,7 +91,7 @@ pub fn release(conf: &NetConf, attachment: &Attachment) -> Result<()> {
 
 /// GC: release the CIDs, and the previous release's instance numbers, of this network's
 /// attachments that are not in the valid list.
-pub fn collect(conf: &NetConf) -> Result<()> {
+pub fn gc(conf: &NetConf) -> Result<()> {
     let Some(valid) = &conf.valid_attachments else {
         log::warn!("GC without cni.dev/valid-attachments: releasing nothing");
         return Ok(());
@@ -165,5 +165,8 @@ fn lock_existing(dir: &Path) -> Result<Option<Allocations>> {
 }
 
 fn io_error(dir: &Path, e: std::io::Error) -> Error {
-    Error::Io(format!("allocations in {}: {e}", dir.display()))
+    Error::Io {
+        what: format!("allocations in {}", dir.display()),
+        source: e,
+    }
 }

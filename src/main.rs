@@ -78,7 +78,7 @@ fn read_stdin() -> Result<Vec<u8>, Error> {
     std::io::stdin()
         .take(MAX_STDIN_BYTES as u64 + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| Error::Io(format!("reading stdin: {e}")))?;
+        .map_err(Error::io("reading stdin"))?;
     Ok(buf)
 }
 

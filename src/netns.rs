@@ -106,8 +106,9 @@ impl Netns {
     }
 
     pub fn id(&self) -> Result<NetnsId, Error> {
-        let stat =
-            fstat(&self.file).map_err(|e| Error::Io(format!("fstat on the netns {}: {e}", self.path)))?;
+        let stat = fstat(&self.file)
+            .map_err(std::io::Error::from)
+            .map_err(Error::io(format!("fstat on the netns {}", self.path)))?;
         Ok(NetnsId {
             dev: stat.st_dev,
             ino: stat.st_ino,
@@ -117,8 +118,7 @@ impl Netns {
     /// True when this is the namespace the process runs in (its main thread's), i.e. for the
     /// plugin the node's: a chained plugin must never build anything there.
     pub fn is_own(&self) -> Result<bool, Error> {
-        let own = NetnsId::of_path("/proc/self/ns/net")
-            .map_err(|e| Error::Io(format!("/proc/self/ns/net: {e}")))?;
+        let own = NetnsId::of_path("/proc/self/ns/net").map_err(Error::io("/proc/self/ns/net"))?;
         Ok(self.id()? == own)
     }
 
@@ -137,9 +137,7 @@ impl Netns {
                 self.enter()?;
                 work()
             });
-            handle
-                .join()
-                .unwrap_or_else(|_| Err(Error::Internal("the netns worker thread panicked".into())))
+            handle.join().unwrap_or(Err(Error::WorkerPanicked))
         })
     }
 
@@ -153,7 +151,7 @@ impl Netns {
             file: self
                 .file
                 .try_clone()
-                .map_err(|e| Error::Io(format!("duplicating the netns {}: {e}", self.path)))?,
+                .map_err(Error::io(format!("duplicating the netns {}", self.path)))?,
             path: self.path.clone(),
         };
         std::thread::Builder::new()
@@ -162,7 +160,10 @@ impl Netns {
                 drop(netns);
                 Ok(work())
             })
-            .map_err(|e| Error::Io(format!("starting a thread for the netns {}: {e}", self.path)))
+            .map_err(Error::io(format!(
+                "starting a thread for the netns {}",
+                self.path
+            )))
     }
 }
 

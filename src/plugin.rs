@@ -181,9 +181,9 @@ fn remove_from_netns(netns_path: Option<&str>, tag: &AttachmentTag) -> Result<()
 fn gc(conf: &NetConf) -> Result<()> {
     conf.version.require(Version::V1_1_0, "GC")?;
     if let (Some(dhcp), Some(valid)) = (&conf.dhcp, &conf.valid_attachments) {
-        dhcp::collect(conf, dhcp, valid);
+        dhcp::gc(conf, dhcp, valid);
     }
-    instances::collect(conf)
+    instances::gc(conf)
 }
 
 /// STATUS: ADD needs `/dev/net/tun`.

@@ -185,5 +185,5 @@ fn just_created<'a>(links: &'a [Link], name: &str) -> Result<&'a Link> {
     links
         .iter()
         .find(|l| l.name == name)
-        .ok_or_else(|| Error::Internal(format!("link {name} vanished right after it was created")))
+        .ok_or_else(|| Error::LinkVanished(name.to_string()))
 }

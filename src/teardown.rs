@@ -104,17 +104,7 @@ pub fn remove(kernel: &mut dyn Kernel, tag: &AttachmentTag) -> Result<()> {
         delete_tables(kernel, &mut errors);
     }
 
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(Error::Internal(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )),
-    }
+    Error::all(errors)
 }
 
 /// The links the attachment `tag` names created: those whose alias names it, plus, when our state record exists,

@@ -5,11 +5,12 @@
 //! disappeared is dropped by a periodic sweep.
 
 use super::protocol::{AttachmentRef, PodStatus, Registration, Request, Response, Status};
-use super::server::{self, Counters, Running};
-use super::socket;
+use super::server::{self, Counters, Running, StartError};
+use super::socket::{self, SocketError};
 use super::state::{Record, StateDir};
-use super::validate;
+use super::validate::{self, Invalid};
 use crate::cni::Attachment;
+use crate::error::Error;
 use crate::mark::AttachmentTag;
 use crate::netns::{Netns, NetnsId, OpenError};
 use nix::sys::stat::{umask, Mode};
@@ -28,6 +29,44 @@ struct Pod {
     registration: Registration,
     netns_id: NetnsId,
     servers: Vec<Running>,
+}
+
+/// Why the agent refuses a request, or a registration an earlier agent kept. Values from the
+/// caller are quoted with `{:?}`, so they are escaped.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Socket(#[from] SocketError),
+    #[error("the agent takes requests from uids {allowed:?} only, and this caller is uid {uid} (pid {pid}); see --allow-uid")]
+    UidNotAllowed { uid: u32, pid: i32, allowed: Vec<u32> },
+    #[error("bad request: {0}")]
+    BadRequest(#[source] serde_json::Error),
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("the registration of {netns:?} came without the netns descriptor (SCM_RIGHTS); plugin and agent must be the same version")]
+    NoDescriptor { netns: String },
+    #[error("{0}")]
+    Netns(#[source] Error),
+    #[error("netns {netns:?} is not the network namespace whose descriptor came with the registration")]
+    NotTheDescriptors { netns: String },
+    #[error("netns {netns:?}: {source}")]
+    NetnsPath { netns: String, source: std::io::Error },
+    #[error("netns {netns:?} is {what}")]
+    Forbidden { netns: String, what: &'static str },
+    #[error("it cannot be read")]
+    Unreadable,
+    #[error("it belongs in {0}.json")]
+    Misplaced(String),
+    #[error("netns {netns:?} is no longer the network namespace that was registered")]
+    NetnsReplaced { netns: String },
+    #[error("serving DHCP on {bridge} in {netns:?}: {source}")]
+    Serve {
+        bridge: String,
+        netns: String,
+        source: StartError,
+    },
+    #[error("recording the registration: {0}")]
+    Record(#[source] std::io::Error),
 }
 
 /// A namespace no registration may name, and what it is.
@@ -94,10 +133,10 @@ impl Agent {
         for (name, record) in agent.state.load()? {
             let restored = match record {
                 Some(record) => agent.restore(&name, record),
-                None => Err("it cannot be read".into()),
+                None => Err(Refusal::Unreadable),
             };
             if let Err(e) = restored {
-                log::warn!("dropping the registration {name:?}: {e:?}");
+                log::warn!("dropping the registration {name:?}: {e}");
                 agent.state.remove(&name);
             }
         }
@@ -142,15 +181,15 @@ impl Agent {
     /// The request of an allowed caller, and the descriptor that came with it. The (bounded)
     /// request is read before the caller is refused: a refusal sent while the caller is still
     /// writing would meet a closed socket (EPIPE) instead of being read.
-    fn read_request(&self, stream: &UnixStream) -> Result<(Request, Option<OwnedFd>), String> {
+    fn read_request(&self, stream: &UnixStream) -> Result<(Request, Option<OwnedFd>), Refusal> {
         let (line, netns) = socket::receive(stream)?;
         self.admit(stream)?;
-        let request = serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))?;
+        let request = serde_json::from_str(&line).map_err(Refusal::BadRequest)?;
         Ok((request, netns))
     }
 
     /// SO_PEERCRED: the uid the caller connected with must be allowed.
-    fn admit(&self, stream: &UnixStream) -> Result<(), String> {
+    fn admit(&self, stream: &UnixStream) -> Result<(), Refusal> {
         let (uid, pid) = socket::peer(stream)?;
         if self.allowed_uids.contains(&uid) {
             return Ok(());
@@ -160,10 +199,11 @@ impl Agent {
             "refused a connection from uid {uid} (pid {pid}): allowed are uids {:?}",
             self.allowed_uids
         );
-        Err(format!(
-            "the agent takes requests from uids {:?} only, and this caller is uid {uid} (pid {pid}); see --allow-uid",
-            self.allowed_uids
-        ))
+        Err(Refusal::UidNotAllowed {
+            uid,
+            pid,
+            allowed: self.allowed_uids.clone(),
+        })
     }
 
     /// `netns` is the descriptor that came with the request, if any.
@@ -175,11 +215,14 @@ impl Agent {
                 .map(|()| {
                     self.unregister(&key(&network, &attachment.container_id, &attachment.ifname));
                     None
-                }),
-            Request::Gc { network, valid } => validate::network(&network).map(|()| {
-                self.collect(&network, &valid);
-                None
-            }),
+                })
+                .map_err(Refusal::from),
+            Request::Gc { network, valid } => validate::network(&network)
+                .map(|()| {
+                    self.gc(&network, &valid);
+                    None
+                })
+                .map_err(Refusal::from),
             Request::Status => Ok(Some(self.status())),
         };
         match result {
@@ -189,38 +232,37 @@ impl Agent {
                 status,
             },
             Err(e) => {
-                log::warn!("refused a request: {e:?}");
+                log::warn!("refused a request: {e}");
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 failure(e)
             }
         }
     }
 
-    fn register(&self, registration: Registration, netns: Option<OwnedFd>) -> Result<(), String> {
+    fn register(&self, registration: Registration, netns: Option<OwnedFd>) -> Result<(), Refusal> {
         validate::registration(&registration)?;
         let path = &registration.netns;
         let Some(fd) = netns else {
-            return Err(format!(
-                "the registration of {path:?} came without the netns descriptor (SCM_RIGHTS); plugin and agent must be the same version"
-            ));
+            return Err(Refusal::NoDescriptor { netns: path.clone() });
         };
-        let netns = Netns::from_fd(fd, path).map_err(|e| e.to_string())?;
+        let netns = Netns::from_fd(fd, path).map_err(Refusal::Netns)?;
         let id = self.pod_netns_id(&netns)?;
         // The path is what the sweep watches and a restart reopens: it must name the same netns.
         match NetnsId::of_path(path) {
             Ok(named) if named == id => {}
-            Ok(_) => {
-                return Err(format!(
-                    "netns {path:?} is not the network namespace whose descriptor came with the registration"
-                ))
+            Ok(_) => return Err(Refusal::NotTheDescriptors { netns: path.clone() }),
+            Err(source) => {
+                return Err(Refusal::NetnsPath {
+                    netns: path.clone(),
+                    source,
+                })
             }
-            Err(e) => return Err(format!("netns {path:?}: {e}")),
         }
         self.serve(registration, id, &netns, true)
     }
 
     /// A registration kept by an earlier agent: served when its path is still the same netns.
-    fn restore(&self, name: &str, record: Record) -> Result<(), String> {
+    fn restore(&self, name: &str, record: Record) -> Result<(), Refusal> {
         let registration = record.registration;
         validate::registration(&registration)?;
         let id = key(
@@ -229,15 +271,14 @@ impl Agent {
             &registration.ifname,
         );
         if id != name {
-            return Err(format!("it belongs in {id}.json"));
+            return Err(Refusal::Misplaced(id));
         }
-        let netns = Netns::open(&registration.netns).map_err(|e| OpenError::into_error(e).to_string())?;
+        let netns = Netns::open(&registration.netns).map_err(|e| Refusal::Netns(OpenError::into_error(e)))?;
         let netns_id = self.pod_netns_id(&netns)?;
         match record.netns_id {
-            Some(recorded) if recorded != netns_id => Err(format!(
-                "netns {:?} is no longer the network namespace that was registered",
-                registration.netns
-            )),
+            Some(recorded) if recorded != netns_id => Err(Refusal::NetnsReplaced {
+                netns: registration.netns,
+            }),
             // A record without the id (an agent before descriptors were passed) is adopted as
             // the path is now, and written again with it.
             recorded => self.serve(registration, netns_id, &netns, recorded.is_none()),
@@ -245,10 +286,13 @@ impl Agent {
     }
 
     /// The identity of a netns that may be served; refuses the agent's own and the node's.
-    fn pod_netns_id(&self, netns: &Netns) -> Result<NetnsId, String> {
-        let id = netns.id().map_err(|e| e.to_string())?;
+    fn pod_netns_id(&self, netns: &Netns) -> Result<NetnsId, Refusal> {
+        let id = netns.id().map_err(Refusal::Netns)?;
         match self.forbidden.iter().find(|f| f.id == id) {
-            Some(forbidden) => Err(format!("netns {:?} is {}", netns.path(), forbidden.what)),
+            Some(forbidden) => Err(Refusal::Forbidden {
+                netns: netns.path().into(),
+                what: forbidden.what,
+            }),
             None => Ok(id),
         }
     }
@@ -259,7 +303,7 @@ impl Agent {
         netns_id: NetnsId,
         netns: &Netns,
         write: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let id = key(
             &registration.network,
             &registration.container_id,
@@ -272,18 +316,21 @@ impl Agent {
             .bridges
             .iter()
             .map(|bridge| {
-                server::start(netns, bridge, &registration.dns, self.counters.clone())
-                    .map_err(|e| format!("serving DHCP on {} in {:?}: {e}", bridge.name, registration.netns))
+                server::start(netns, bridge, &registration.dns, self.counters.clone()).map_err(|source| {
+                    Refusal::Serve {
+                        bridge: bridge.name.clone(),
+                        netns: registration.netns.clone(),
+                        source,
+                    }
+                })
             })
-            .collect::<Result<Vec<Running>, String>>()?;
+            .collect::<Result<Vec<Running>, Refusal>>()?;
         if write {
             let record = Record {
                 registration: registration.clone(),
                 netns_id: Some(netns_id),
             };
-            self.state
-                .write(&id, &record)
-                .map_err(|e| format!("recording the registration: {e}"))?;
+            self.state.write(&id, &record).map_err(Refusal::Record)?;
         }
         log::info!(
             "serving {:?} on {:?}",
@@ -310,7 +357,7 @@ impl Agent {
         self.state.remove(id);
     }
 
-    fn collect(&self, network: &str, valid: &[AttachmentRef]) {
+    fn gc(&self, network: &str, valid: &[AttachmentRef]) {
         let stale: Vec<String> = self
             .pods
             .lock()
@@ -380,10 +427,10 @@ impl Agent {
     }
 }
 
-fn failure(error: String) -> Response {
+fn failure(error: Refusal) -> Response {
     Response {
         ok: false,
-        error: Some(error),
+        error: Some(error.to_string()),
         status: None,
     }
 }

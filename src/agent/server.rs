@@ -68,6 +68,18 @@ impl Drop for Running {
     }
 }
 
+/// Why a server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No thread in the netns: it could not be started, or could not enter the namespace.
+    #[error("{0}")]
+    Netns(#[source] crate::error::Error),
+    #[error("{0}")]
+    Socket(#[source] std::io::Error),
+    #[error("the DHCP server thread died")]
+    ThreadDied,
+}
+
 /// Starts serving `bridge` in `netns`. Fails if the thread cannot enter the netns or the socket
 /// cannot be set up.
 pub fn start(
@@ -75,7 +87,7 @@ pub fn start(
     bridge: &BridgeSpec,
     dns: &[Ipv4Addr],
     counters: Arc<Counters>,
-) -> Result<Running, String> {
+) -> Result<Running, StartError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let leases_active = Arc::new(AtomicUsize::new(0));
@@ -98,7 +110,7 @@ pub fn start(
                 let _ = ready_tx.send(Err(e));
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(StartError::Netns)?;
     match ready_rx.recv() {
         Ok(Ok(socket)) => Ok(Running {
             stop,
@@ -109,12 +121,12 @@ pub fn start(
         }),
         Ok(Err(e)) => {
             let _ = thread.join();
-            Err(e.to_string())
+            Err(StartError::Socket(e))
         }
         // The thread ended before it got to bind: it could not enter the netns.
         Err(_) => Err(match thread.join() {
-            Ok(Err(e)) => e.to_string(),
-            _ => "the DHCP server thread died".into(),
+            Ok(Err(e)) => StartError::Netns(e),
+            _ => StartError::ThreadDied,
         }),
     }
 }

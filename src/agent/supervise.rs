@@ -1,13 +1,14 @@
 //! Keeps each of the agent's services (DHCP, device plugin, metrics) running on its own: a
 //! service that fails or panics is logged and started again, and never takes the others down.
 
+use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 const RESTART_AFTER: Duration = Duration::from_secs(2);
 
 /// Runs `service` on the current thread, again and again; never returns.
-pub fn forever(name: &str, mut service: impl FnMut() -> Result<(), String>) -> ! {
+pub fn forever<E: Display>(name: &str, mut service: impl FnMut() -> Result<(), E>) -> ! {
     loop {
         run_once(name, &mut service);
         std::thread::sleep(RESTART_AFTER);
@@ -15,7 +16,7 @@ pub fn forever(name: &str, mut service: impl FnMut() -> Result<(), String>) -> !
 }
 
 /// Runs `service` once; its failure or panic is logged, never passed on.
-fn run_once(name: &str, service: &mut impl FnMut() -> Result<(), String>) {
+fn run_once<E: Display>(name: &str, service: &mut impl FnMut() -> Result<(), E>) {
     match catch_unwind(AssertUnwindSafe(service)) {
         Ok(Ok(())) => log::warn!("{name}: stopped; starting it again"),
         Ok(Err(e)) => log::error!("{name}: {e}; starting it again"),
@@ -24,19 +25,23 @@ fn run_once(name: &str, service: &mut impl FnMut() -> Result<(), String>) {
 }
 
 /// Runs `service` on a thread of its own, as `forever` does.
-pub fn spawn(name: &'static str, service: impl FnMut() -> Result<(), String> + Send + 'static) {
+pub fn spawn<E: Display>(name: &'static str, service: impl FnMut() -> Result<(), E> + Send + 'static) {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || forever(name, service))
         .expect("spawning a thread at start-up");
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("starting a tokio runtime: {0}")]
+pub struct RuntimeError(#[source] std::io::Error);
+
 /// A single-threaded tokio runtime for one service.
-pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("starting a tokio runtime: {e}"))
+        .map_err(RuntimeError)
 }
 
 #[cfg(test)]
@@ -49,7 +54,7 @@ mod tests {
         let mut service = || {
             calls += 1;
             match calls {
-                1 => Err("refused".to_string()),
+                1 => Err("refused"),
                 2 => panic!("a bug"),
                 _ => Ok(()),
             }

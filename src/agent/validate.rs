@@ -6,11 +6,42 @@
 use super::protocol::{BridgeSpec, Registration};
 use crate::cni::{ifname_problem, is_valid_name, NAME_PATTERN};
 use crate::plan;
+use std::net::Ipv4Addr;
 
 /// Longest netns path accepted (PATH_MAX less the NUL).
 const MAX_PATH: usize = 4095;
 
-pub fn registration(registration: &Registration) -> Result<(), String> {
+/// A value the plugin would never send, named with its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("network {0:?} does not match {NAME_PATTERN}")]
+    Network(String),
+    #[error("container_id {0:?} does not match {NAME_PATTERN}")]
+    ContainerId(String),
+    #[error("ifname {ifname:?} {problem}")]
+    Ifname { ifname: String, problem: &'static str },
+    #[error("netns {0:?} must be an absolute path of at most {MAX_PATH} bytes")]
+    NetnsPath(String),
+    #[error("bridges is empty")]
+    NoBridges,
+    #[error("bridges[{index}].name {name:?} is not one of the plugin's bridges {known:?}")]
+    UnknownBridge {
+        index: usize,
+        name: String,
+        known: Vec<&'static str>,
+    },
+    #[error("bridges[{index}].gateway {gateway} is not {bridge}'s gateway {expected}")]
+    WrongGateway {
+        index: usize,
+        gateway: Ipv4Addr,
+        bridge: &'static str,
+        expected: Ipv4Addr,
+    },
+    #[error("bridges[{index}]: {name} is listed twice")]
+    BridgeTwice { index: usize, name: String },
+}
+
+pub fn registration(registration: &Registration) -> Result<(), Invalid> {
     network(&registration.network)?;
     attachment(&registration.container_id, &registration.ifname)?;
     netns_path(&registration.netns)?;
@@ -18,58 +49,62 @@ pub fn registration(registration: &Registration) -> Result<(), String> {
 }
 
 /// The conflist's `name`.
-pub fn network(network: &str) -> Result<(), String> {
+pub fn network(network: &str) -> Result<(), Invalid> {
     match is_valid_name(network) {
         true => Ok(()),
-        false => Err(format!("network {network:?} does not match {NAME_PATTERN}")),
+        false => Err(Invalid::Network(network.into())),
     }
 }
 
 /// `CNI_CONTAINERID` and `CNI_IFNAME`.
-pub fn attachment(container_id: &str, ifname: &str) -> Result<(), String> {
+pub fn attachment(container_id: &str, ifname: &str) -> Result<(), Invalid> {
     if !is_valid_name(container_id) {
-        return Err(format!(
-            "container_id {container_id:?} does not match {NAME_PATTERN}"
-        ));
+        return Err(Invalid::ContainerId(container_id.into()));
     }
     match ifname_problem(ifname) {
         None => Ok(()),
-        Some(problem) => Err(format!("ifname {ifname:?} {problem}")),
+        Some(problem) => Err(Invalid::Ifname {
+            ifname: ifname.into(),
+            problem,
+        }),
     }
 }
 
-fn netns_path(path: &str) -> Result<(), String> {
+fn netns_path(path: &str) -> Result<(), Invalid> {
     if path.starts_with('/') && path.len() <= MAX_PATH && !path.contains('\0') {
         Ok(())
     } else {
-        Err(format!(
-            "netns {path:?} must be an absolute path of at most {MAX_PATH} bytes"
-        ))
+        Err(Invalid::NetnsPath(path.into()))
     }
 }
 
 /// Only the bridges the plugin builds, each with the gateway the plugin gives it, each once.
-fn bridges(bridges: &[BridgeSpec]) -> Result<(), String> {
+fn bridges(bridges: &[BridgeSpec]) -> Result<(), Invalid> {
     let known = plan::bridges();
     if bridges.is_empty() {
-        return Err("bridges is empty".into());
+        return Err(Invalid::NoBridges);
     }
-    for (i, bridge) in bridges.iter().enumerate() {
+    for (index, bridge) in bridges.iter().enumerate() {
         let Some(planned) = known.iter().find(|b| b.name == bridge.name) else {
-            let names: Vec<&str> = known.iter().map(|b| b.name).collect();
-            return Err(format!(
-                "bridges[{i}].name {:?} is not one of the plugin's bridges {names:?}",
-                bridge.name
-            ));
+            return Err(Invalid::UnknownBridge {
+                index,
+                name: bridge.name.clone(),
+                known: known.iter().map(|b| b.name).collect(),
+            });
         };
         if bridge.gateway != planned.address.address {
-            return Err(format!(
-                "bridges[{i}].gateway {} is not {}'s gateway {}",
-                bridge.gateway, planned.name, planned.address.address
-            ));
+            return Err(Invalid::WrongGateway {
+                index,
+                gateway: bridge.gateway,
+                bridge: planned.name,
+                expected: planned.address.address,
+            });
         }
-        if bridges[..i].iter().any(|b| b.name == bridge.name) {
-            return Err(format!("bridges[{i}]: {} is listed twice", bridge.name));
+        if bridges[..index].iter().any(|b| b.name == bridge.name) {
+            return Err(Invalid::BridgeTwice {
+                index,
+                name: bridge.name.clone(),
+            });
         }
     }
     Ok(())
@@ -78,7 +113,6 @@ fn bridges(bridges: &[BridgeSpec]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     fn valid() -> Registration {
         Registration {
@@ -125,7 +159,7 @@ mod tests {
         for (spoil, naming) in cases {
             let mut bad = valid();
             spoil(&mut bad);
-            let error = registration(&bad).unwrap_err();
+            let error = registration(&bad).unwrap_err().to_string();
             assert!(error.starts_with(naming), "{error}");
         }
     }

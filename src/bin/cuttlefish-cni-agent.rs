@@ -6,7 +6,7 @@
 //! Every flag, with its default: `cuttlefish-cni-agent --help`. Requests are taken from uid 0
 //! only, and from each uid given with --allow-uid.
 
-use cuttlefish_cni::agent::client;
+use cuttlefish_cni::agent::client::{self, CallError};
 use cuttlefish_cni::agent::daemon::Agent;
 use cuttlefish_cni::agent::device_plugin::{self, resources};
 use cuttlefish_cni::agent::metrics::{self, Metrics};
@@ -15,6 +15,7 @@ use cuttlefish_cni::agent::supervise;
 use cuttlefish_cni::cli::{self, Command};
 use cuttlefish_cni::config::DEFAULT_AGENT_SOCKET;
 use cuttlefish_cni::logger;
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,30 @@ struct Args {
     allowed_uids: Vec<u32>,
     device_plugin: device_plugin::Config,
     metrics_address: SocketAddr,
+}
+
+/// Why one of the services stopped; the supervisor starts it again.
+#[derive(Debug, thiserror::Error)]
+enum ServiceError {
+    #[error("{0}")]
+    Runtime(#[from] supervise::RuntimeError),
+    #[error("{0}")]
+    DevicePlugin(#[from] device_plugin::Stopped),
+    #[error("serving http://{address}/metrics: {source}")]
+    Metrics { address: SocketAddr, source: io::Error },
+    #[error("loading {}: {source}", dir.display())]
+    Load { dir: PathBuf, source: io::Error },
+    #[error("listening on {}: {source}", socket.display())]
+    Listen { socket: PathBuf, source: io::Error },
+}
+
+/// Why `status` printed no counters.
+#[derive(Debug, thiserror::Error)]
+enum StatusError {
+    #[error("{0}")]
+    Call(#[from] CallError),
+    #[error("the agent refused: {0}")]
+    Refused(String),
 }
 
 fn usage() -> String {
@@ -149,23 +174,24 @@ fn run(args: Args) -> ExitCode {
     if !args.status {
         serve(args);
     }
-    let outcome =
-        client::call(&args.socket, &Request::Status, None).and_then(|response| match response.status {
-            Some(status) if response.ok => {
-                println!("{}", serde_json::to_string_pretty(&status).expect("serialisable"));
-                Ok(())
-            }
-            _ => Err(format!(
-                "the agent refused: {}",
-                response.error.unwrap_or_default()
-            )),
-        });
-    match outcome {
+    match status(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints the running agent's counters.
+fn status(args: &Args) -> Result<(), StatusError> {
+    let response = client::call(&args.socket, &Request::Status, None)?;
+    match response.status {
+        Some(status) if response.ok => {
+            println!("{}", serde_json::to_string_pretty(&status).expect("serialisable"));
+            Ok(())
+        }
+        _ => Err(StatusError::Refused(response.error.unwrap_or_default())),
     }
 }
 
@@ -182,26 +208,34 @@ fn serve(args: Args) -> ! {
         }),
     });
     let config = Arc::new(args.device_plugin);
-    supervise::spawn("device plugin", move || {
-        supervise::runtime()?.block_on(device_plugin::run(config.clone(), &resources))
+    supervise::spawn("device plugin", move || -> Result<(), ServiceError> {
+        Ok(supervise::runtime()?.block_on(device_plugin::run(config.clone(), &resources))?)
     });
-    supervise::spawn("metrics", move || {
+    supervise::spawn("metrics", move || -> Result<(), ServiceError> {
         supervise::runtime()?
             .block_on(metrics::http::serve(args.metrics_address, metrics.clone()))
-            .map_err(|e| format!("serving http://{}/metrics: {e}", args.metrics_address))
+            .map_err(|source| ServiceError::Metrics {
+                address: args.metrics_address,
+                source,
+            })
     });
     supervise::forever("DHCP", || {
         // The agent starts once: it holds the running servers. Only the socket is retried.
         let agent = match dhcp.get() {
             Some(agent) => agent.clone(),
             None => {
-                let agent = Agent::start(&args.state_dir, &args.allowed_uids)
-                    .map_err(|e| format!("loading {}: {e}", args.state_dir.display()))?;
+                let agent = Agent::start(&args.state_dir, &args.allowed_uids).map_err(|source| {
+                    ServiceError::Load {
+                        dir: args.state_dir.clone(),
+                        source,
+                    }
+                })?;
                 dhcp.get_or_init(|| agent).clone()
             }
         };
-        agent
-            .listen(&args.socket)
-            .map_err(|e| format!("listening on {}: {e}", args.socket.display()))
+        agent.listen(&args.socket).map_err(|source| ServiceError::Listen {
+            socket: args.socket.clone(),
+            source,
+        })
     })
 }

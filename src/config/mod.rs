@@ -26,6 +26,19 @@ pub const DEFAULT_MAX_INSTANCES_PER_POD: u32 = 16;
 /// is a few KiB.
 pub const MAX_STDIN_BYTES: usize = 1 << 20;
 
+/// Why stdin is not a network configuration at all (before any key is looked at).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("stdin has {0} bytes, more than the {MAX_STDIN_BYTES} accepted")]
+    TooLarge(usize),
+    #[error("stdin is not valid UTF-8: {0}")]
+    NotUtf8(#[source] std::str::Utf8Error),
+    #[error("invalid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("the configuration is not a JSON object")]
+    NotAnObject,
+}
+
 /// Which pods the plugin acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Select {
@@ -37,7 +50,7 @@ pub enum Select {
 
 /// What a pod asks for, after per-pod overrides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request {
+pub struct PodRequest {
     pub instances: u32,
     /// The first instance number: 1 unless the plugin key or the pod names one.
     pub base: u32,
@@ -47,7 +60,7 @@ pub struct Request {
     pub dns_redirect: Option<Ipv4Addr>,
 }
 
-impl Request {
+impl PodRequest {
     /// The settings to build once the instance numbers and the vsock CIDs are known.
     pub fn settings(&self, base_instance: u32, vsock_cid: Option<u32>) -> Settings {
         Settings {
@@ -127,7 +140,7 @@ pub struct NetConf {
     pub select: Select,
     /// Whether this pod gets Cuttlefish networking (select=all, or it asked).
     pub selected: bool,
-    pub request: Request,
+    pub request: PodRequest,
     pub allocation: AllocationConfig,
     pub dhcp: Option<DhcpConfig>,
     pub log: LogSettings,
@@ -194,17 +207,12 @@ fn peek_version(stdin: &[u8]) -> Option<String> {
 impl NetConf {
     pub fn parse(stdin: &[u8], invocation: &Invocation) -> Result<NetConf, Error> {
         if stdin.len() > MAX_STDIN_BYTES {
-            return Err(Error::Decode(format!(
-                "stdin has {} bytes, more than the {MAX_STDIN_BYTES} accepted",
-                stdin.len()
-            )));
+            return Err(DecodeError::TooLarge(stdin.len()).into());
         }
-        let text = std::str::from_utf8(stdin)
-            .map_err(|e| Error::Decode(format!("stdin is not valid UTF-8: {e}")))?;
-        let root: Value =
-            serde_json::from_str(text).map_err(|e| Error::Decode(format!("invalid JSON: {e}")))?;
+        let text = std::str::from_utf8(stdin).map_err(DecodeError::NotUtf8)?;
+        let root: Value = serde_json::from_str(text).map_err(DecodeError::NotJson)?;
         let Value::Object(root) = root else {
-            return Err(Error::Decode("the configuration is not a JSON object".into()));
+            return Err(DecodeError::NotAnObject.into());
         };
 
         let version_text = required_str(&root, "cniVersion")?.to_string();
@@ -261,7 +269,7 @@ impl NetConf {
         };
         let allocation = allocation_config(&root, &mut obsolete)?;
         let dhcp = dhcp_config(&root)?;
-        let mut request = request(&root, &channels, &allocation, &mut obsolete)?;
+        let mut request = pod_request(&root, &channels, &allocation, &mut obsolete)?;
         // Only the pods the plugin builds for need a DNS server, and only ADD and CHECK use it.
         let needs_server =
             selected && matches!(invocation.command, Command::Add { .. } | Command::Check { .. });
@@ -358,7 +366,7 @@ impl Obsolete {
     }
 }
 
-/// The plugin keys behind a [`Request`], checked on every call, whether or not the pod
+/// The plugin keys behind a [`PodRequest`], checked on every call, whether or not the pod
 /// overrides them: a broken key must not wait for the first pod without an override.
 struct PluginRequest {
     instances: u32,
@@ -406,12 +414,12 @@ fn plugin_request(
 /// Plugin keys, then per-pod overrides, each checked against the same bounds. ADD adds what a
 /// pod may ask for on this node. DEL and CHECK skip those limits, so a pod admitted under an
 /// earlier configuration can still be checked and removed.
-fn request(
+fn pod_request(
     root: &Map<String, Value>,
     pod: &PodChannels,
     allocation: &AllocationConfig,
     obsolete: &mut Obsolete,
-) -> Result<Request, Error> {
+) -> Result<PodRequest, Error> {
     let plugin = plugin_request(root, allocation, obsolete)?;
     let pod_instances = pod_number(pod, &overrides::INSTANCES, 1, MAX_INSTANCE)?;
     let pod_base = pod_base_instance(pod, obsolete)?;
@@ -442,7 +450,7 @@ fn request(
         Some(Value::Bool(b)) => *b,
         Some(other) => return Err(Error::invalid("clampMss", other, "must be true or false")),
     };
-    Ok(Request {
+    Ok(PodRequest {
         instances,
         base,
         tap_owner: tap_owner.map(|(_, uid)| uid).or(plugin.tap_owner),

@@ -36,7 +36,7 @@ fn defaults() {
     let conf = parse(base()).unwrap();
     assert_eq!(
         conf.request,
-        Request {
+        PodRequest {
             instances: 1,
             base: 1,
             tap_owner: None,

@@ -264,6 +264,7 @@ fn a_registration_that_cannot_be_recorded_stops_its_servers() {
 
     let add = pod.plugin("ADD", &dhcp_conf(&pod, &agent));
     assert!(!add.success, "ADD succeeded with a read-only state directory");
+    assert_eq!(add.error_code(), 103, "the agent refused the pod: {add:?}");
     assert!(add.stdout.contains("recording the registration"), "{add:?}");
     agent.assert_lets_go_of(netns, "after the refused registration");
     assert_eq!(agent.pods_served(), 0);

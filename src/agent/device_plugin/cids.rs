@@ -15,31 +15,52 @@ pub struct CidRange {
     pub last: u32,
 }
 
-impl FromStr for CidRange {
-    type Err = String;
+/// Why a text is not a `CidRange`; each names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidRangeError {
+    #[error("{0:?} is not FIRST-LAST")]
+    NotARange(String),
+    #[error("{number:?} in {range:?} is not a decimal CID")]
+    NotDecimal { number: String, range: String },
+    #[error("{0:?}: CIDs below 3 are reserved")]
+    Reserved(String),
+    #[error("{0:?}: {any} is VMADDR_CID_ANY", any = u32::MAX)]
+    Any(String),
+    #[error("{0:?}: LAST is below FIRST")]
+    Reversed(String),
+    #[error("{0:?}: more than {MAX_CIDS} CIDs")]
+    TooMany(String),
+}
 
-    fn from_str(text: &str) -> Result<CidRange, String> {
+impl FromStr for CidRange {
+    type Err = CidRangeError;
+
+    fn from_str(text: &str) -> Result<CidRange, CidRangeError> {
         let (first, last) = text
             .split_once('-')
-            .ok_or_else(|| format!("{text:?} is not FIRST-LAST"))?;
-        let number =
-            |s: &str| parse_decimal(s).ok_or_else(|| format!("{s:?} in {text:?} is not a decimal CID"));
+            .ok_or_else(|| CidRangeError::NotARange(text.into()))?;
+        let number = |s: &str| {
+            parse_decimal(s).ok_or_else(|| CidRangeError::NotDecimal {
+                number: s.into(),
+                range: text.into(),
+            })
+        };
         let range = CidRange {
             first: number(first)?,
             last: number(last)?,
         };
         // 0, 1 and 2 are the hypervisor, loopback and the host; u32::MAX is VMADDR_CID_ANY.
         if range.first < 3 {
-            return Err(format!("{text:?}: CIDs below 3 are reserved"));
+            return Err(CidRangeError::Reserved(text.into()));
         }
         if range.last == u32::MAX {
-            return Err(format!("{text:?}: {} is VMADDR_CID_ANY", u32::MAX));
+            return Err(CidRangeError::Any(text.into()));
         }
         if range.last < range.first {
-            return Err(format!("{text:?}: LAST is below FIRST"));
+            return Err(CidRangeError::Reversed(text.into()));
         }
         if range.last - range.first >= MAX_CIDS {
-            return Err(format!("{text:?}: more than {MAX_CIDS} CIDs"));
+            return Err(CidRangeError::TooMany(text.into()));
         }
         Ok(range)
     }
@@ -137,7 +158,7 @@ mod tests {
             ("3-4294967296", "not a decimal CID"),
             ("3-16387", "more than 16384"),
         ] {
-            let err = bad.parse::<CidRange>().unwrap_err();
+            let err = bad.parse::<CidRange>().unwrap_err().to_string();
             assert!(err.contains(says), "{bad:?}: {err}");
         }
         assert_eq!("3-16386".parse::<CidRange>().unwrap().count(), MAX_CIDS);

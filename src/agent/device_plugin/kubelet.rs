@@ -26,6 +26,27 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long open streams get to close when a registration ends.
 const DRAIN: Duration = Duration::from_secs(2);
 
+/// Why a registration did not come about; it is tried again.
+#[derive(Debug, thiserror::Error)]
+enum RegistrationError {
+    #[error("serving {}: {source}", socket.display())]
+    Serve { socket: PathBuf, source: std::io::Error },
+    #[error("{} vanished", .0.display())]
+    SocketVanished(PathBuf),
+    #[error("registering with {}: connecting: {}", kubelet.display(), with_sources(source))]
+    Connect {
+        kubelet: PathBuf,
+        source: tonic::transport::Error,
+    },
+    #[error("registering with {}: refused: {}", kubelet.display(), source.message())]
+    Refused {
+        kubelet: PathBuf,
+        source: Box<tonic::Status>,
+    },
+    #[error("registering with {}: no answer within {REGISTER_TIMEOUT:?}", kubelet.display())]
+    NoAnswer { kubelet: PathBuf },
+}
+
 /// A file's identity. A file removed and created again may get the same inode number at once
 /// (tmpfs does that), so its change time is part of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,10 +112,13 @@ impl Registration {
         config: &Config,
         resource: &Arc<Resource>,
         health: watch::Receiver<bool>,
-    ) -> Result<Registration, String> {
+    ) -> Result<Registration, RegistrationError> {
         let socket = config.dir.join(resource.socket);
-        let listener = bind(&socket).map_err(|e| format!("serving {}: {e}", socket.display()))?;
-        let socket_id = identity(&socket).ok_or_else(|| format!("{} vanished", socket.display()))?;
+        let listener = bind(&socket).map_err(|source| RegistrationError::Serve {
+            socket: socket.clone(),
+            source,
+        })?;
+        let socket_id = identity(&socket).ok_or_else(|| RegistrationError::SocketVanished(socket.clone()))?;
         let (stop, stopped) = watch::channel(false);
         let plugin = Plugin {
             resource: resource.clone(),
@@ -174,7 +198,7 @@ fn bind(socket: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-async fn register(dir: &Path, resource: &Resource) -> Result<(), String> {
+async fn register(dir: &Path, resource: &Resource) -> Result<(), RegistrationError> {
     let kubelet = dir.join(KUBELET_SOCKET);
     let request = RegisterRequest {
         version: VERSION.into(),
@@ -184,22 +208,28 @@ async fn register(dir: &Path, resource: &Resource) -> Result<(), String> {
     };
     let call = async {
         // The URI is required by the API but unused: the connector dials the Unix socket.
+        let dialled = kubelet.clone();
         let channel = Endpoint::from_static("http://kubelet")
             .connect_with_connector(tower::service_fn(move |_| {
-                let kubelet = kubelet.clone();
+                let kubelet = dialled.clone();
                 async move { UnixStream::connect(kubelet).await.map(TokioIo::new) }
             }))
             .await
-            .map_err(|e| format!("connecting: {}", with_sources(&e)))?;
+            .map_err(|source| RegistrationError::Connect {
+                kubelet: kubelet.clone(),
+                source,
+            })?;
         RegistrationClient::new(channel)
             .register(request)
             .await
-            .map_err(|e| format!("refused: {}", e.message()))
+            .map_err(|source| RegistrationError::Refused {
+                kubelet: kubelet.clone(),
+                source: Box::new(source),
+            })
     };
-    let described = |e: String| format!("registering with {}: {e}", dir.join(KUBELET_SOCKET).display());
     match tokio::time::timeout(REGISTER_TIMEOUT, call).await {
-        Ok(result) => result.map(|_| ()).map_err(described),
-        Err(_) => Err(described(format!("no answer within {REGISTER_TIMEOUT:?}"))),
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err(RegistrationError::NoAnswer { kubelet }),
     }
 }
 

@@ -35,10 +35,19 @@ pub struct Config {
     pub shared_capacity: u32,
 }
 
+/// Why the device plugin stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Stopped {
+    #[error("a task panicked")]
+    TaskPanicked,
+    #[error("a task ended")]
+    TaskEnded,
+}
+
 /// Serves every resource and watches the device nodes. The tasks never end on their own; when
 /// one does (a panic included), everything stops and the error is returned, for the supervisor
 /// to start it all again.
-pub async fn run(config: Arc<Config>, resources: &[Arc<Resource>]) -> Result<(), String> {
+pub async fn run(config: Arc<Config>, resources: &[Arc<Resource>]) -> Result<(), Stopped> {
     let (monitor, health) = health::Monitor::new(&config.dev_root, resources);
     let mut tasks = tokio::task::JoinSet::new();
     for (resource, health) in resources.iter().zip(health) {
@@ -48,7 +57,7 @@ pub async fn run(config: Arc<Config>, resources: &[Arc<Resource>]) -> Result<(),
     let ended = tasks.join_next().await;
     tasks.shutdown().await;
     match ended {
-        Some(Err(e)) if e.is_panic() => Err("a task panicked".into()),
-        _ => Err("a task ended".into()),
+        Some(Err(e)) if e.is_panic() => Err(Stopped::TaskPanicked),
+        _ => Err(Stopped::TaskEnded),
     }
 }

@@ -16,6 +16,21 @@ pub const VSOCK_CID: &str = "cuttlefish.dev/vsock-cid";
 /// At most this many holders of a shared device: a node runs a few hundred pods at most.
 pub const MAX_SHARED_CAPACITY: u32 = 10_000;
 
+/// Why Allocate refuses a container's devices; each names the resource and the ID, escaped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllocateError {
+    #[error("no {0} device requested")]
+    NoDevice(&'static str),
+    #[error("unknown {resource} device ID \"{}\" (valid: {valid})", id.escape_debug())]
+    UnknownId {
+        resource: &'static str,
+        id: String,
+        valid: String,
+    },
+    #[error("{resource} device ID \"{}\" requested twice", id.escape_debug())]
+    RequestedTwice { resource: &'static str, id: String },
+}
+
 #[derive(Debug)]
 pub enum Kind {
     /// One device per CID, ID = the CID in decimal.
@@ -146,9 +161,9 @@ impl Resource {
         &self,
         dev_root: &Path,
         request: &ContainerAllocateRequest,
-    ) -> Result<ContainerAllocateResponse, String> {
+    ) -> Result<ContainerAllocateResponse, AllocateError> {
         if request.devices_ids.is_empty() {
-            return Err(format!("no {} device requested", self.name));
+            return Err(AllocateError::NoDevice(self.name));
         }
         let mut envs = HashMap::new();
         match &self.kind {
@@ -195,15 +210,20 @@ fn distinct(
     ids: &[String],
     parse: impl Fn(&str) -> Option<u32>,
     valid: impl Fn() -> String,
-    resource: &str,
-) -> Result<BTreeSet<u32>, String> {
+    resource: &'static str,
+) -> Result<BTreeSet<u32>, AllocateError> {
     let mut seen = BTreeSet::new();
     for id in ids {
-        let escaped = id.escape_debug();
-        let value = parse(id)
-            .ok_or_else(|| format!("unknown {resource} device ID \"{escaped}\" (valid: {})", valid()))?;
+        let value = parse(id).ok_or_else(|| AllocateError::UnknownId {
+            resource,
+            id: id.clone(),
+            valid: valid(),
+        })?;
         if !seen.insert(value) {
-            return Err(format!("{resource} device ID \"{escaped}\" requested twice"));
+            return Err(AllocateError::RequestedTwice {
+                resource,
+                id: id.clone(),
+            });
         }
     }
     Ok(seen)
@@ -217,7 +237,7 @@ mod tests {
         all("10-19".parse().unwrap(), 3)
     }
 
-    fn allocate(resource: &Resource, ids: &[&str]) -> Result<ContainerAllocateResponse, String> {
+    fn allocate(resource: &Resource, ids: &[&str]) -> Result<ContainerAllocateResponse, AllocateError> {
         let request = ContainerAllocateRequest {
             devices_ids: ids.iter().map(|s| s.to_string()).collect(),
         };
@@ -310,7 +330,7 @@ mod tests {
             (&all[1], &["kvm-1", "kvm-1"], "requested twice"),
             (&all[3], &["vhost-net-x"], "\"vhost-net-x\""),
         ] {
-            let err = allocate(resource, ids).unwrap_err();
+            let err = allocate(resource, ids).unwrap_err().to_string();
             assert!(err.contains(says), "{ids:?}: {err}");
         }
     }

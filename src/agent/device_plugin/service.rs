@@ -6,7 +6,7 @@ use super::api::{
     PreStartContainerRequest, PreStartContainerResponse, PreferredAllocationRequest,
     PreferredAllocationResponse,
 };
-use super::resources::Resource;
+use super::resources::{AllocateError, Resource};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -78,7 +78,7 @@ impl DevicePlugin for Plugin {
     ) -> Result<Response<AllocateResponse>, Status> {
         let metrics = &self.resource.metrics;
         metrics.allocate_calls.fetch_add(1, Ordering::Relaxed);
-        let answer: Result<Vec<_>, String> = request
+        let answer: Result<Vec<_>, AllocateError> = request
             .get_ref()
             .container_requests
             .iter()
@@ -96,7 +96,7 @@ impl DevicePlugin for Plugin {
             Err(e) => {
                 metrics.allocate_failures.fetch_add(1, Ordering::Relaxed);
                 log::warn!("{}: Allocate refused: {e}", self.resource.name);
-                Err(Status::invalid_argument(e))
+                Err(Status::invalid_argument(e.to_string()))
             }
         }
     }
