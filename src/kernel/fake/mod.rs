@@ -103,6 +103,11 @@ impl FakeKernel {
         self.faults.kill_after(n);
     }
 
+    /// True when the plugin was killed since the last [`FakeKernel::restart`].
+    pub fn killed(&self) -> bool {
+        self.faults.killed()
+    }
+
     /// The next invocation, a new process: no fault is armed.
     pub fn restart(&mut self) {
         self.faults = Faults::default();

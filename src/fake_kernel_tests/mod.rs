@@ -1,0 +1,9 @@
+//! ADD, rollback, DEL, GC and CHECK without root: the plugin's logic run on the fake kernel
+//! (`kernel::fake`), proving what tests/netns proves against the real one.
+
+mod add;
+mod del;
+mod existing_objects;
+mod kill;
+mod rollback;
+mod support;
