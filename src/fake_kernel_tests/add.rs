@@ -2,7 +2,7 @@
 
 use super::support::{pod, pod_without_ipv6, settings, steps, Plugin};
 use crate::mark::{TableRecord, LINK_GROUP};
-use crate::model::{Change, Protocol, Rule, FILTER, NAT};
+use crate::model::{Chain, Change, Protocol, Rule, FILTER, NAT};
 
 /// An ADD of instance 1: the record with the rules, the forwarding switches, each bridge
 /// created down with its IPv6 settings before it comes up, each TAP created then marked (and
@@ -203,17 +203,18 @@ fn mss_clamping_and_dns_redirection_are_rules_of_the_nat_table() {
     let plugin = Plugin::new("pod-a", with_both);
     plugin.add(&mut kernel).unwrap();
     let nat = kernel.state.table(NAT).unwrap();
-    let chains: Vec<(&str, Option<&str>, Option<u32>, Option<i32>)> = nat
-        .chains
-        .iter()
-        .map(|c| (c.name.as_str(), c.chain_type.as_deref(), c.hook, c.priority))
-        .collect();
+    let chain = |name: &str, chain_type: &str, hook, priority| Chain {
+        name: name.into(),
+        chain_type: Some(chain_type.into()),
+        hook: Some(hook),
+        priority: Some(priority),
+    };
     assert_eq!(
-        chains,
+        nat.chains,
         [
-            ("prerouting", Some("nat"), Some(0), Some(-100)),
-            ("forward", Some("filter"), Some(2), Some(-150)),
-            ("postrouting", Some("nat"), Some(4), Some(100)),
+            chain("prerouting", "nat", 0, -100),
+            chain("forward", "filter", 2, -150),
+            chain("postrouting", "nat", 4, 100),
         ]
     );
     let rules_of = |chain: &str| -> Vec<Option<Rule>> {

@@ -3,7 +3,10 @@
 
 mod add;
 mod del;
+mod drift;
+mod drift_message;
 mod existing_objects;
+mod gc;
 mod kill;
 mod rollback;
 mod support;
