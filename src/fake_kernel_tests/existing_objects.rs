@@ -4,6 +4,7 @@
 
 use super::support::{pod, settings, steps, Plugin};
 use crate::error::Error;
+use crate::kernel::Kernel;
 use crate::mark::LINK_GROUP;
 use crate::model::{Address, Change, Link, Rule};
 
@@ -102,7 +103,7 @@ fn a_foreign_table_of_our_name_is_a_conflict_and_nothing_changes() {
         comment: "someone else's".into(),
         rules: vec![Rule::Masquerade("10.9.0.0/16".parse().unwrap())],
     };
-    crate::kernel::Kernel::apply(&mut kernel, &foreign).unwrap();
+    kernel.apply(&foreign).unwrap();
     kernel.take_journal();
     let before = kernel.state.clone();
     let plugin = Plugin::one();
