@@ -10,6 +10,8 @@ pub mod cni;
 pub mod config;
 pub mod dhcp;
 pub mod error;
+#[cfg(test)]
+mod fake_kernel_tests;
 #[cfg(feature = "netns-tests")]
 pub mod fault;
 pub mod install;

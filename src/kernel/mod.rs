@@ -2,6 +2,9 @@
 //! the model's vocabulary, and its real implementation. Every error names the step and the
 //! object.
 
+#[cfg(test)]
+pub mod fake;
+
 use crate::error::{Error, Result};
 use crate::model::{Address, Change, Link, Observed, Table};
 use crate::netlink::route::RouteSocket;
