@@ -25,6 +25,10 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 /// received with (up to 32 KiB); a large buffer gets many messages per recv instead of one.
 const RECV_BUFFER: usize = 64 * 1024;
 
+/// What one queued acknowledgement costs the receive buffer, generously: the kernel charges a
+/// whole socket buffer per message, well under 1 KiB for an ack that echoes only the header.
+const ACK_CHARGE: usize = 1024;
+
 /// One netlink message as received: header fields and the whole message bytes.
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -56,6 +60,8 @@ pub struct NetlinkSocket {
 impl NetlinkSocket {
     pub fn open(protocol: isize) -> io::Result<NetlinkSocket> {
         let mut socket = Socket::new(protocol)?;
+        // An ack echoes only the header of the request, not the whole request.
+        socket.set_cap_ack(true)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
         let timeout = nix::sys::time::TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0);
@@ -71,6 +77,23 @@ impl NetlinkSocket {
     pub fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1);
         self.seq
+    }
+
+    /// Makes room in the receive queue for `count` acknowledgements at once. An nf_tables batch
+    /// gets one per message, all queued before we read the first, and the kernel drops those
+    /// that do not fit and reports ENOBUFS. Never shrinks the buffer: dumps need it.
+    pub fn make_room_for_acks(&self, count: usize) -> io::Result<()> {
+        use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+        let wanted = count.saturating_mul(ACK_CHARGE);
+        // The kernel reports (and charges) twice what was set.
+        if getsockopt(&self.socket, sockopt::RcvBuf)? / 2 >= wanted {
+            return Ok(());
+        }
+        match setsockopt(&self.socket, sockopt::RcvBufForce, &wanted) {
+            Err(nix::errno::Errno::EPERM) => setsockopt(&self.socket, sockopt::RcvBuf, &wanted),
+            result => result,
+        }
+        .map_err(io::Error::from)
     }
 
     pub fn send(&self, bytes: &[u8]) -> io::Result<()> {

@@ -187,6 +187,7 @@ impl NftSocket {
             bytes.extend(message(kind, flags | NLM_F_ACK, seq, family, attrs));
         }
         bytes.extend(batch_marker(NFNL_MSG_BATCH_END, self.0.next_seq()));
+        self.0.make_room_for_acks(seqs.len())?;
         self.0.send(&bytes)?;
         self.0.wait_acks(&seqs)
     }

@@ -20,6 +20,12 @@ fn has_flag(link: &Value, flag: &str) -> bool {
 
 /// Everything ADD builds for `instances`, read back from the kernel.
 pub fn objects(pod: &Pod, instances: &[u32], owner: Option<u32>, group: Option<u32>) {
+    links(pod, instances, owner, group);
+    rules_and_sysctls(pod, instances);
+}
+
+/// The bridges, and the TAPs of `instances`, with their addresses.
+pub fn links(pod: &Pod, instances: &[u32], owner: Option<u32>, group: Option<u32>) {
     for (bridge, addr) in [
         ("cvd-ebr", "192.168.98.1/24 brd 192.168.98.255"),
         ("cvd-wbr", "192.168.96.1/24 brd 192.168.96.255"),
@@ -66,6 +72,10 @@ pub fn objects(pod: &Pod, instances: &[u32], owner: Option<u32>, group: Option<u
             assert_eq!(pod.tap_attr(&name, "group"), expect_id(group), "{name} group");
         }
     }
+}
+
+/// The NAT and guard rules of `instances`, and forwarding on.
+pub fn rules_and_sysctls(pod: &Pod, instances: &[u32]) {
     let mut subnets: Vec<String> = instances
         .iter()
         .flat_map(|&n| {

@@ -82,6 +82,27 @@ fn three_instances() {
     expect::untouched(&pod);
 }
 
+/// The largest pod the plugin builds: its nf_tables batch has over 500 messages, and the kernel
+/// acknowledges every one of them before the plugin reads the first acknowledgement.
+#[test]
+fn all_128_instances() {
+    let pod = Pod::new("1.0.0");
+    let conf = pod.conf(json!({"instances": 128, "maxInstancesPerPod": 128}));
+    pod.plugin("ADD", &conf).assert_ok();
+    let all: Vec<u32> = (1..=128).collect();
+    expect::rules_and_sysctls(&pod, &all);
+    let taps = pod
+        .link_names()
+        .into_iter()
+        .filter(|name| name.starts_with("cvd-") && !name.ends_with("br"))
+        .count();
+    assert_eq!(taps, 4 * 128);
+    expect::links(&pod, &[1, 64, 65, 128], None, None);
+    pod.plugin("CHECK", &conf).assert_ok();
+    pod.plugin("DEL", &conf).assert_ok();
+    expect::untouched(&pod);
+}
+
 #[test]
 fn range_crossing_64_65() {
     let pod = Pod::new("1.1.0");
