@@ -9,6 +9,7 @@
 
 use crate::cni::Attachment;
 use crate::config::{Settings, MAX_INSTANCE};
+use crate::model::Table;
 use crate::plan::FORWARDING_SYSCTLS;
 
 const PREFIX: &str = "cuttlefish-cni";
@@ -59,6 +60,12 @@ impl AttachmentTag {
     pub fn named_in(&self, alias: &str) -> bool {
         field(alias, "owner") == Some(self.0.as_str())
     }
+
+    /// True when the table's comment names this attachment, whether or not the rest of the
+    /// record in it is intact.
+    pub fn owns_table(&self, table: &Table) -> bool {
+        table.comment.as_deref().and_then(attachment_of_comment) == Some(self.0.as_str())
+    }
 }
 
 /// True when a link alias says the link was created by this plugin, for any attachment.
@@ -68,7 +75,7 @@ pub fn is_ours(alias: &str) -> bool {
 
 /// The attachment a table comment of ours names, read on its own: a record whose other fields are
 /// damaged still says whose table it is, so DEL can remove the table.
-pub fn attachment_of_comment(comment: &str) -> Option<&str> {
+fn attachment_of_comment(comment: &str) -> Option<&str> {
     (comment.split(' ').next() == Some(PREFIX))
         .then(|| field(comment, "owner"))
         .flatten()

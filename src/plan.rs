@@ -177,6 +177,11 @@ impl Plan {
             .chain(FORWARDING_SYSCTLS.iter().map(|name| (name.to_string(), "1")))
     }
 
+    /// The names of [`Plan::sysctls`]: what CHECK must observe.
+    pub fn sysctl_names(&self) -> Vec<String> {
+        self.sysctls().map(|(name, _)| name).collect()
+    }
+
     /// Every address of the plan with the link that carries it.
     pub fn addresses(&self) -> impl Iterator<Item = (&str, HostAddress)> {
         self.bridges.iter().map(|b| (b.name, b.address)).chain(

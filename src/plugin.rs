@@ -114,8 +114,7 @@ fn check(conf: &NetConf, netns_path: &str, attachment: &Attachment) -> Result<()
     let plan = Plan::new(&settings);
     let tag = AttachmentTag::of(attachment);
     let alias = tag.link_alias(&settings);
-    let sysctls: Vec<String> = plan.sysctls().map(|(name, _)| name).collect();
-    let observed = netns.run(|| open_kernel(netns_path)?.observe(&sysctls))?;
+    let observed = netns.run(|| open_kernel(netns_path)?.observe(&plan.sysctl_names()))?;
     let mut drifts = check::diff(&plan, &observed, &tag, &alias);
     if let Some(dhcp) = &conf.dhcp {
         drifts.extend(dhcp::check(conf, dhcp, attachment).map(Drift::DhcpAgent));

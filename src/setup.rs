@@ -50,11 +50,7 @@ pub fn build(
 }
 
 fn has_leftovers_of(found: &Observed, tag: &AttachmentTag) -> bool {
-    let table_is_ours = found
-        .tables
-        .iter()
-        .any(|t| t.comment.as_deref().and_then(mark::attachment_of_comment) == Some(tag.as_str()));
-    table_is_ours
+    found.tables.iter().any(|t| tag.owns_table(t))
         || found
             .links
             .iter()

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::mark::{self, AttachmentTag, TableRecord, LINK_GROUP};
+use crate::mark::{AttachmentTag, TableRecord, LINK_GROUP};
 use crate::model::{Change, Link, Table};
 use crate::plan;
 
@@ -16,7 +16,7 @@ pub fn remove(kernel: &mut dyn Kernel, tag: &AttachmentTag) -> Result<()> {
         .tables()?
         .into_iter()
         .filter(|table| {
-            let ours = table.comment.as_deref().and_then(mark::attachment_of_comment) == Some(tag.as_str());
+            let ours = tag.owns_table(table);
             if !ours {
                 log::info!(
                     "leaving nftables table {} with comment {:?} alone: not ours for this attachment",

@@ -6,7 +6,7 @@ mod drift;
 
 pub use drift::{Drift, Master, TapFlag};
 
-use crate::mark::{self, AttachmentTag, TableRecord, LINK_GROUP};
+use crate::mark::{AttachmentTag, TableRecord, LINK_GROUP};
 use crate::model::{chains_for, tables_for, HostAddress, Link, Observed, Rule, Table};
 use crate::plan::{Plan, FORWARDING_SYSCTLS};
 
@@ -189,7 +189,7 @@ fn master_of(observed: &Observed, link: &Link) -> Master {
 fn check_table(table: &Table, plan: &Plan, tag: &AttachmentTag, drifts: &mut Vec<Drift>) {
     let id = table.id;
     let comment = table.comment.as_deref().unwrap_or_default();
-    if mark::attachment_of_comment(comment) != Some(tag.as_str()) {
+    if !tag.owns_table(table) {
         drifts.push(Drift::TableNotOurs {
             table: id,
             comment: comment.to_string(),

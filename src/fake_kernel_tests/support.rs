@@ -90,8 +90,9 @@ impl Plugin {
 
     /// What CHECK finds: the namespace read back and compared with the plan.
     pub fn check(&self, kernel: &mut FakeKernel) -> Vec<Drift> {
-        let sysctls: Vec<String> = self.plan.sysctls().map(|(name, _)| name).collect();
-        let observed = kernel.observe(&sysctls).expect("the fake kernel reads");
+        let observed = kernel
+            .observe(&self.plan.sysctl_names())
+            .expect("the fake kernel reads");
         check::diff(&self.plan, &observed, &self.tag, &self.alias())
     }
 
