@@ -95,6 +95,10 @@ pub struct Netns(pub String);
 
 impl Netns {
     pub fn new(role: &str, id: &str) -> Netns {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the namespace tests need root: run them as root, or run hack/test.sh"
+        );
         let name = format!("cfct-{id}-{role}");
         sh(&["ip", "netns", "add", &name]);
         sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
