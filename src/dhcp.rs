@@ -30,7 +30,7 @@ pub fn register(
             .iter()
             .map(|b| BridgeSpec {
                 name: b.name.to_string(),
-                gateway: b.address.address,
+                gateway: b.gateway,
             })
             .collect(),
         dns: dhcp.dns.clone(),

@@ -2,8 +2,9 @@
 //! Every name, address and formula from `shared/cuttlefish-net.md` §1 and §7 lives here.
 
 use crate::config::Settings;
-use crate::model::{HostAddress, IfName, Protocol, Rule, TapSpec};
+use crate::model::{HostAddress, IfName, IpFamily, Protocol, Rule, TapSpec};
 use ipnetwork::Ipv4Network;
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 pub const ETHERNET_BRIDGE: &str = "cvd-ebr";
@@ -12,7 +13,8 @@ pub const WIFI_BRIDGE: &str = "cvd-wbr";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgePlan {
     pub name: &'static str,
-    pub address: HostAddress,
+    /// The bridge's address, from which the DHCP agent serves its /24.
+    pub gateway: Ipv4Addr,
 }
 
 /// What the host-resources service sets on each bridge (cuttlefish-net.md §9.2), under
@@ -22,6 +24,16 @@ const BRIDGE_IPV6_SYSCTLS: [(&str, &str); 3] =
     [("disable_ipv6", "0"), ("addr_gen_mode", "0"), ("autoconf", "1")];
 
 impl BridgePlan {
+    pub fn address(&self) -> HostAddress {
+        HostAddress::v4(self.gateway, 24)
+    }
+
+    pub fn subnet(&self) -> Ipv4Network {
+        Ipv4Network::new(self.gateway, 24)
+            .and_then(|net| Ipv4Network::new(net.network(), 24))
+            .expect("24 is a valid IPv4 prefix")
+    }
+
     /// The bridge's IPv6 sysctls with their values, in the order ADD writes them.
     pub fn ipv6_sysctls(&self) -> impl Iterator<Item = (String, &'static str)> + '_ {
         BRIDGE_IPV6_SYSCTLS
@@ -89,17 +101,11 @@ pub fn bridges() -> Vec<BridgePlan> {
     vec![
         BridgePlan {
             name: ETHERNET_BRIDGE,
-            address: HostAddress {
-                address: Ipv4Addr::new(192, 168, 98, 1),
-                prefix: 24,
-            },
+            gateway: Ipv4Addr::new(192, 168, 98, 1),
         },
         BridgePlan {
             name: WIFI_BRIDGE,
-            address: HostAddress {
-                address: Ipv4Addr::new(192, 168, 96, 1),
-                prefix: 24,
-            },
+            gateway: Ipv4Addr::new(192, 168, 96, 1),
         },
     ]
 }
@@ -128,8 +134,8 @@ impl Plan {
             .collect();
         let mut nft_rules: Vec<Rule> = taps
             .iter()
-            .filter_map(|t| t.address.map(|a| a.network()))
-            .chain(bridges.iter().map(|b| b.address.network()))
+            .filter_map(|t| t.address?.ipv4_network())
+            .chain(bridges.iter().map(BridgePlan::subnet))
             .map(Rule::Masquerade)
             .collect();
         if settings.clamp_mss {
@@ -150,7 +156,7 @@ impl Plan {
         }));
         nft_rules.extend(bridges.iter().map(|b| Rule::GuestSource {
             iifname: if_name(b.name),
-            source: b.address.network(),
+            source: b.subnet(),
         }));
         nft_rules.push(Rule::DropOtherGuestTraffic);
         Plan {
@@ -182,9 +188,14 @@ impl Plan {
         self.sysctls().map(|(name, _)| name).collect()
     }
 
+    /// The address families the plan puts on links: the only ones CHECK compares.
+    pub fn families(&self) -> BTreeSet<IpFamily> {
+        self.addresses().map(|(_, a)| a.family()).collect()
+    }
+
     /// Every address of the plan with the link that carries it.
     pub fn addresses(&self) -> impl Iterator<Item = (&str, HostAddress)> {
-        self.bridges.iter().map(|b| (b.name, b.address)).chain(
+        self.bridges.iter().map(|b| (b.name, b.address())).chain(
             self.taps
                 .iter()
                 .filter_map(|t| t.address.map(|a| (t.name.as_str(), a))),
@@ -237,10 +248,7 @@ fn routed_address(role: TapRole, instance: u32) -> Option<HostAddress> {
         (high_band, instance - 64)
     };
     let host = u8::try_from(4 * m - 3).expect("instance <= 128 keeps the host octet below 256");
-    Some(HostAddress {
-        address: Ipv4Addr::new(192, 168, band, host),
-        prefix: 30,
-    })
+    Some(HostAddress::v4(Ipv4Addr::new(192, 168, band, host), 30))
 }
 
 #[cfg(test)]
@@ -307,7 +315,7 @@ mod tests {
         assert_eq!(tap(&p, "cvd-mtap-01").address, addr("192.168.97.1/30"));
         assert_eq!(
             tap(&p, "cvd-mtap-01").address.unwrap().broadcast(),
-            Ipv4Addr::new(192, 168, 97, 3)
+            Some(Ipv4Addr::new(192, 168, 97, 3))
         );
         assert_eq!(tap(&p, "cvd-wifiap-01").address, addr("192.168.94.1/30"));
         assert_eq!(tap(&p, "cvd-etap-01").bridge, Some("cvd-ebr"));
@@ -315,11 +323,11 @@ mod tests {
         assert_eq!(tap(&p, "cvd-etap-01").address, None);
         assert_eq!(tap(&p, "cvd-wtap-01").owner, Some(7));
         assert_eq!(
-            p.bridges[0].address.to_string(),
+            p.bridges[0].address().to_string(),
             "192.168.98.1/24 brd 192.168.98.255"
         );
         assert_eq!(
-            p.bridges[1].address.to_string(),
+            p.bridges[1].address().to_string(),
             "192.168.96.1/24 brd 192.168.96.255"
         );
         let masq: Vec<String> = masquerade(&p).iter().map(|n| n.to_string()).collect();
@@ -410,7 +418,7 @@ mod tests {
         assert_eq!(tap(&p, "cvd-mtap-64").address, addr("192.168.97.253/30"));
         assert_eq!(
             tap(&p, "cvd-mtap-64").address.unwrap().broadcast(),
-            Ipv4Addr::new(192, 168, 97, 255)
+            Some(Ipv4Addr::new(192, 168, 97, 255))
         );
         assert_eq!(tap(&p, "cvd-wifiap-64").address, addr("192.168.94.253/30"));
         assert_eq!(tap(&p, "cvd-mtap-65").address, addr("192.168.93.1/30"));

@@ -10,7 +10,6 @@ use crate::mark::{self, AttachmentTag, TableRecord, LINK_GROUP};
 use crate::model::{Change, Link, Observed};
 use crate::plan::{BridgePlan, Plan, FORWARDING_SYSCTLS};
 use crate::teardown;
-use ipnetwork::Ipv4Network;
 
 /// Builds `plan` for the attachment `tag` names and returns the links as the kernel now has them.
 pub fn build(
@@ -81,10 +80,7 @@ fn ensure_no_conflicts(found: &Observed, plan: &Plan) -> Result<()> {
         }
     }
     for existing in &found.addresses {
-        let Ok(net) = Ipv4Network::new(existing.address, existing.prefix) else {
-            continue;
-        };
-        if let Some((link, planned)) = plan.addresses().find(|(_, a)| a.network().overlaps(net)) {
+        if let Some((link, planned)) = plan.addresses().find(|(_, a)| a.overlaps(existing)) {
             let holder = found
                 .link_by_index(existing.index)
                 .map_or("?", |l| l.name.as_str());

@@ -56,7 +56,7 @@ fn bridges_are_the_plugins() {
     let plan: Vec<String> = every_instance()
         .bridges
         .iter()
-        .map(|b| format!("{}={}/{}", b.name, b.address.address, b.address.prefix))
+        .map(|b| format!("{}={}/{}", b.name, b.gateway, b.address().prefix))
         .collect();
     assert_eq!(script, plan);
 }

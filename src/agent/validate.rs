@@ -92,12 +92,12 @@ fn bridges(bridges: &[BridgeSpec]) -> Result<(), Invalid> {
                 known: known.iter().map(|b| b.name).collect(),
             });
         };
-        if bridge.gateway != planned.address.address {
+        if bridge.gateway != planned.gateway {
             return Err(Invalid::WrongGateway {
                 index,
                 gateway: bridge.gateway,
                 bridge: planned.name,
-                expected: planned.address.address,
+                expected: planned.gateway,
             });
         }
         if bridges[..index].iter().any(|b| b.name == bridge.name) {
@@ -124,7 +124,7 @@ mod tests {
                 .iter()
                 .map(|b| BridgeSpec {
                     name: b.name.into(),
-                    gateway: b.address.address,
+                    gateway: b.gateway,
                 })
                 .collect(),
             dns: vec![Ipv4Addr::new(8, 8, 8, 8)],

@@ -7,13 +7,15 @@ mod drift;
 pub use drift::{Drift, Master, TapFlag};
 
 use crate::mark::{AttachmentTag, TableRecord, LINK_GROUP};
-use crate::model::{chains_for, tables_for, HostAddress, Link, Observed, Rule, Table};
+use crate::model::{chains_for, tables_for, HostAddress, IpFamily, Link, Observed, Rule, Table};
 use crate::plan::{Plan, FORWARDING_SYSCTLS};
+use std::collections::BTreeSet;
 
 /// How `observed` differs from `plan`. `alias` is the one ADD wrote on every link (the pod
 /// reads its vsock CID there). `observed` must hold the values of [`Plan::sysctls`].
 pub fn diff(plan: &Plan, observed: &Observed, tag: &AttachmentTag, alias: &str) -> Vec<Drift> {
     let mut drifts = Vec::new();
+    let families = plan.families();
 
     for bridge in &plan.bridges {
         let Some(link) = find_ours(observed, bridge.name, tag, alias, &mut drifts) else {
@@ -38,7 +40,7 @@ pub fn diff(plan: &Plan, observed: &Observed, tag: &AttachmentTag, alias: &str) 
                 }
             }
         }
-        check_addresses(observed, link, Some(bridge.address), &mut drifts);
+        check_addresses(observed, link, Some(bridge.address()), &families, &mut drifts);
         for (name, wanted) in bridge.ipv6_sysctls() {
             check_sysctl(observed, name, wanted, &mut drifts);
         }
@@ -93,7 +95,7 @@ pub fn diff(plan: &Plan, observed: &Observed, tag: &AttachmentTag, alias: &str) 
                 expected: tap.bridge,
             });
         }
-        check_addresses(observed, link, tap.address, &mut drifts);
+        check_addresses(observed, link, tap.address, &families, &mut drifts);
     }
 
     for id in tables_for(&plan.nft_rules) {
@@ -159,15 +161,23 @@ fn check_sysctl(observed: &Observed, name: String, wanted: &'static str, drifts:
     }
 }
 
-fn check_addresses(observed: &Observed, link: &Link, expected: Option<HostAddress>, drifts: &mut Vec<Drift>) {
-    let actual: Vec<_> = observed.addresses_of(link).copied().collect();
+/// Compares the addresses of `link` of the families the plan uses, except IPv6 link-local ones:
+/// the kernel adds those itself, and SLAAC on the bridges adds whatever prefix a guest
+/// advertises (cuttlefish-net.md §9.2).
+fn check_addresses(
+    observed: &Observed,
+    link: &Link,
+    expected: Option<HostAddress>,
+    families: &BTreeSet<IpFamily>,
+    drifts: &mut Vec<Drift>,
+) {
     let expected: Vec<HostAddress> = expected.into_iter().collect();
-    let matches = actual.len() == expected.len()
-        && expected.iter().all(|w| {
-            actual
-                .iter()
-                .any(|a| a.address == w.address && a.prefix == w.prefix && a.broadcast == Some(w.broadcast()))
-        });
+    let actual: Vec<_> = observed
+        .addresses_of(link)
+        .filter(|a| families.contains(&a.family()) && !a.is_ipv6_link_local())
+        .copied()
+        .collect();
+    let matches = actual.len() == expected.len() && expected.iter().all(|w| actual.iter().any(|a| w.is(a)));
     if !matches {
         drifts.push(Drift::Addresses {
             link: link.name.clone(),

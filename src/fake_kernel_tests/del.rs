@@ -150,7 +150,7 @@ fn del_restores_only_the_sysctls_that_still_differ_and_leaves_foreign_objects_al
     );
     let left: Vec<&str> = kernel.state.links.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(left, ["lo", "eth0", "mine"]);
-    assert_eq!(kernel.state.addresses.len(), 2, "lo's and eth0's");
+    assert_eq!(kernel.state.addresses, pod().state.addresses, "lo's and eth0's");
 }
 
 /// Rewrites the comment of both our tables, as a tenant with `CAP_NET_ADMIN` in the pod can.

@@ -2,6 +2,7 @@
 //! (`kernel::fake`), proving what tests/netns proves against the real one.
 
 mod add;
+mod address_families;
 mod del;
 mod drift;
 mod drift_message;

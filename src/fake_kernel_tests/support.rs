@@ -12,13 +12,23 @@ use crate::model::{Address, Change, Link};
 use crate::plan::Plan;
 use crate::{setup, teardown};
 
-/// A pod netns after the primary plugin: `lo`, `eth0` with the pod's address, forwarding off,
-/// IPv6 on.
+/// A pod netns after a dual-stack primary plugin: `lo`, `eth0` with the pod's addresses of
+/// both families and its IPv6 link-local one, forwarding off, IPv6 on.
 pub fn pod() -> FakeKernel {
-    with_eth0(FakeKernel::new_netns(true))
+    let mut kernel = with_eth0(FakeKernel::new_netns(true));
+    let eth0 = kernel.state.link("eth0").unwrap().index;
+    for (address, prefix) in [("fd00:10:88::5", 64), ("fe80::200:ff:fe00:2", 64)] {
+        kernel.state.addresses.push(Address {
+            index: eth0,
+            address: address.parse().unwrap(),
+            prefix,
+            broadcast: None,
+        });
+    }
+    kernel
 }
 
-/// The same on a node booted with `ipv6.disable=1`.
+/// An IPv4-only pod on a node booted with `ipv6.disable=1`.
 pub fn pod_without_ipv6() -> FakeKernel {
     with_eth0(FakeKernel::new_netns(false))
 }

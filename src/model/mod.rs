@@ -10,9 +10,9 @@ mod observed;
 mod rules;
 mod tables;
 
-pub use address::HostAddress;
+pub use address::{Address, HostAddress, IpFamily};
 pub use change::{Change, TapSpec};
-pub use observed::{Address, BridgeInfo, Chain, Link, ListedRule, Observed, Table, TunInfo};
+pub use observed::{BridgeInfo, Chain, Link, ListedRule, Observed, Table, TunInfo};
 pub use rules::{IfName, Protocol, Rule, DNS_PORT, IFNAME_PREFIX};
 pub use tables::{
     chains_for, tables_for, ChainSpec, ChainType, Family, Hook, TableId, DNS_REDIRECT, FILTER, GUARD,

@@ -1,9 +1,9 @@
-//! What a namespace holds, as far as our objects are concerned: its links, their IPv4
-//! addresses, those of our nftables tables that exist, and the sysctls asked for.
+//! What a namespace holds, as far as our objects are concerned: its links, their addresses of
+//! either family, those of our nftables tables that exist, and the sysctls asked for.
 
+use super::address::Address;
 use super::tables::TableId;
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 /// A snapshot of a pod netns, read through [`crate::kernel::Kernel::observe`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -73,16 +73,6 @@ pub struct TunInfo {
     /// The uid allowed to open the TAP.
     pub owner: Option<u32>,
     pub group: Option<u32>,
-}
-
-/// An IPv4 address on a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Address {
-    /// The index of the link that carries it.
-    pub index: u32,
-    pub address: Ipv4Addr,
-    pub prefix: u8,
-    pub broadcast: Option<Ipv4Addr>,
 }
 
 /// One of our tables (by family and name) as the kernel lists it.

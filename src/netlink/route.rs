@@ -2,7 +2,7 @@
 //! netlink-packet-route and sent on a [`NetlinkSocket`] created inside the pod netns.
 
 use super::socket::{NetlinkSocket, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST};
-use crate::model::{Address, BridgeInfo, HostAddress, Link, TunInfo};
+use crate::model::{Address, BridgeInfo, HostAddress, IpFamily, Link, TunInfo};
 use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -10,7 +10,6 @@ use netlink_packet_route::link::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::io;
-use std::net::IpAddr;
 
 /// Attributes of a tun/tap link (`IFLA_TUN_*` in `linux/if_link.h`); netlink-packet-route
 /// leaves them undecoded.
@@ -51,17 +50,19 @@ impl RouteSocket {
             .collect()
     }
 
+    /// The IPv4 and IPv6 addresses, one dump per family: an `AF_UNSPEC` dump would also return
+    /// those of families netlink-packet-route cannot decode (MCTP, Phonet), and fail on them.
     pub fn addresses(&mut self) -> io::Result<Vec<Address>> {
-        let mut request = AddressMessage::default();
-        request.header.family = AddressFamily::Inet;
-        let messages = self
-            .0
-            .dump(|seq| encode(RouteNetlinkMessage::GetAddress(request.clone()), NLM_F_DUMP, seq))?;
         let mut out = Vec::new();
-        for message in &messages {
-            if let Some(RouteNetlinkMessage::NewAddress(addr)) = decode(&message.bytes)? {
-                if let Some(parsed) = parse_address(&addr) {
-                    out.push(parsed);
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut request = AddressMessage::default();
+            request.header.family = family;
+            let messages = self
+                .0
+                .dump(|seq| encode(RouteNetlinkMessage::GetAddress(request.clone()), NLM_F_DUMP, seq))?;
+            for message in &messages {
+                if let Some(RouteNetlinkMessage::NewAddress(addr)) = decode(&message.bytes)? {
+                    out.extend(parse_address(&addr));
                 }
             }
         }
@@ -105,14 +106,18 @@ impl RouteSocket {
 
     pub fn add_address(&mut self, index: u32, address: HostAddress) -> io::Result<()> {
         let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
+        msg.header.family = match address.family() {
+            IpFamily::V4 => AddressFamily::Inet,
+            IpFamily::V6 => AddressFamily::Inet6,
+        };
         msg.header.prefix_len = address.prefix;
         msg.header.index = index;
         msg.attributes = vec![
-            AddressAttribute::Local(IpAddr::V4(address.address)),
-            AddressAttribute::Address(IpAddr::V4(address.address)),
-            AddressAttribute::Broadcast(address.broadcast()),
+            AddressAttribute::Local(address.address),
+            AddressAttribute::Address(address.address),
         ];
+        msg.attributes
+            .extend(address.broadcast().map(AddressAttribute::Broadcast));
         self.0.request(|seq| {
             encode(
                 RouteNetlinkMessage::NewAddress(msg),
@@ -228,8 +233,8 @@ fn parse_address(message: &AddressMessage) -> Option<Address> {
     let mut broadcast = None;
     for attribute in &message.attributes {
         match attribute {
-            AddressAttribute::Local(IpAddr::V4(ip)) => local = Some(*ip),
-            AddressAttribute::Address(IpAddr::V4(ip)) if local.is_none() => local = Some(*ip),
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) if local.is_none() => local = Some(*ip),
             AddressAttribute::Broadcast(ip) => broadcast = Some(*ip),
             _ => {}
         }

@@ -151,3 +151,97 @@ fn check_reports_a_bridge_whose_ipv6_settings_changed() {
     pod.plugin("DEL", &conf).assert_ok();
     assert_eq!(pod.snapshot(), before);
 }
+
+/// The netlink layer carries host addresses of either family: what it adds is what `ip` lists
+/// (an IPv4 address with its broadcast, an IPv6 one without), and `observe` reads both back.
+#[test]
+fn the_kernel_layer_adds_and_observes_addresses_of_either_family() {
+    use cuttlefish_cni::kernel::{Kernel, NetnsKernel};
+    use cuttlefish_cni::model::{Change, HostAddress};
+    let netns = Netns::new("families", &crate::support::unique_id());
+    sh(&["ip", "-n", &netns.0, "link", "add", "d0", "type", "bridge"]);
+    let index: u32 = link_index(&netns, "d0");
+    let ours = [
+        HostAddress::v4([192, 168, 97, 1].into(), 30),
+        HostAddress {
+            address: "fd00:cf::1".parse().unwrap(),
+            prefix: 64,
+        },
+    ];
+    let observed = cuttlefish_cni::netns::Netns::open(&netns.path())
+        .unwrap()
+        .run(|| {
+            let mut kernel = NetnsKernel::open(&netns.0)?;
+            for address in ours {
+                kernel.apply(&Change::AddAddress {
+                    link: "d0".into(),
+                    index,
+                    address,
+                })?;
+            }
+            kernel.observe(&[])
+        })
+        .unwrap();
+    let listed = sh(&["ip", "-n", &netns.0, "-o", "addr", "show", "dev", "d0"]);
+    assert!(
+        listed.contains("inet 192.168.97.1/30 brd 192.168.97.3 "),
+        "{listed}"
+    );
+    assert!(listed.contains("inet6 fd00:cf::1/64 "), "{listed}");
+    let on_d0: Vec<_> = observed.addresses.iter().filter(|a| a.index == index).collect();
+    assert_eq!(on_d0.len(), 2, "{on_d0:?}");
+    for address in ours {
+        assert!(
+            on_d0.iter().any(|a| address.is(a)),
+            "{address} not observed in {on_d0:?}"
+        );
+    }
+    assert!(
+        observed
+            .addresses
+            .iter()
+            .any(|a| a.address == std::net::Ipv6Addr::LOCALHOST),
+        "lo's ::1 is not observed: {:?}",
+        observed.addresses
+    );
+}
+
+fn link_index(netns: &Netns, link: &str) -> u32 {
+    let out = sh(&["ip", "-n", &netns.0, "-j", "link", "show", "dev", link]);
+    let links: Vec<Value> = serde_json::from_str(&out).unwrap();
+    links[0]["ifindex"].as_u64().unwrap() as u32
+}
+
+/// CHECK compares IPv4 addresses only, the one family the plan uses: an address a guest's
+/// router advertisement gives a bridge by SLAAC is not drift, an extra IPv4 address is.
+#[test]
+fn check_compares_the_plans_family_only() {
+    let pod = Pod::new("1.0.0");
+    let conf = pod.conf(json!({}));
+    pod.plugin("ADD", &conf).assert_ok();
+    for (address, link) in [
+        ("fd00:cf:1::10/64", "cvd-ebr"),
+        ("fd00:cf:2::10/64", "cvd-mtap-01"),
+    ] {
+        sh(&[
+            "ip", "-n", &pod.pod.0, "-6", "addr", "add", address, "dev", link, "nodad",
+        ]);
+    }
+    pod.plugin("CHECK", &conf).assert_ok();
+    sh(&[
+        "ip",
+        "-n",
+        &pod.pod.0,
+        "addr",
+        "add",
+        "10.9.9.9/24",
+        "dev",
+        "cvd-etap-01",
+    ]);
+    let out = pod.plugin("CHECK", &conf);
+    assert_eq!(out.error_code(), 102, "{out:?}");
+    let msg = out.json()["msg"].as_str().unwrap().to_string();
+    assert!(msg.contains("cvd-etap-01 has addresses [10.9.9.9/24"), "{msg}");
+    assert!(!msg.contains("fd00"), "{msg}");
+    pod.plugin("DEL", &conf).assert_ok();
+}

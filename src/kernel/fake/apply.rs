@@ -113,7 +113,7 @@ pub fn apply(ns: &mut Observed, numbers: &mut Numbers, change: &Change) -> Resul
                 index: *index,
                 address: address.address,
                 prefix: address.prefix,
-                broadcast: Some(address.broadcast()),
+                broadcast: address.broadcast(),
             });
             Ok(())
         }

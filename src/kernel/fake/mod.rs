@@ -28,7 +28,7 @@ pub struct FakeKernel {
 const IPV6_DEFAULTS: [(&str, &str); 3] = [("disable_ipv6", "0"), ("addr_gen_mode", "0"), ("autoconf", "1")];
 
 impl FakeKernel {
-    /// A new netns: `lo`, forwarding off, and IPv6 unless the node booted with
+    /// A new netns: `lo`, forwarding off, and IPv6 (`::1` on `lo`) unless the node booted with
     /// `ipv6.disable=1` (`ipv6: false`), in which case no `net/ipv6` sysctl exists.
     pub fn new_netns(ipv6: bool) -> FakeKernel {
         let mut kernel = FakeKernel {
@@ -56,6 +56,14 @@ impl FakeKernel {
             prefix: 8,
             broadcast: None,
         });
+        if ipv6 {
+            kernel.state.addresses.push(Address {
+                index: lo,
+                address: std::net::Ipv6Addr::LOCALHOST.into(),
+                prefix: 128,
+                broadcast: None,
+            });
+        }
         kernel
     }
 

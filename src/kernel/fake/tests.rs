@@ -156,6 +156,17 @@ fn deleting_a_bridge_takes_its_addresses_and_sysctls_and_frees_its_ports() {
         kernel.state.addresses.last().unwrap().broadcast,
         Some([10, 0, 0, 255].into())
     );
+    kernel
+        .apply(&Change::AddAddress {
+            link: "br".into(),
+            index: br,
+            address: HostAddress {
+                address: "fd00::1".parse().unwrap(),
+                prefix: 64,
+            },
+        })
+        .unwrap();
+    assert_eq!(kernel.state.addresses.last().unwrap().broadcast, None);
 
     kernel
         .apply(&Change::DeleteLink {
