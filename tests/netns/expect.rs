@@ -1,10 +1,10 @@
 //! Assertions on kernel state, written from cuttlefish-net.md §1.2/§7 independently of the
-//! plugin's own planner.
+//! plugin's own planner: the names, addresses and formulas are Cuttlefish's, so the tests repeat
+//! them on purpose. Our own marks (the link group) come from the crate.
 
 use crate::support::Pod;
+use cuttlefish_cni::mark::LINK_GROUP;
 use serde_json::Value;
-
-pub const LINK_GROUP: &str = "52992";
 
 /// (mtap, wifiap) host addresses of instance n, with broadcast.
 pub fn routed(n: u32) -> (String, String) {
@@ -39,7 +39,7 @@ pub fn links(pod: &Pod, instances: &[u32], owner: Option<u32>, group: Option<u32
             "{bridge}: {}",
             link["flags"]
         );
-        assert_eq!(link["group"], LINK_GROUP);
+        assert_eq!(link["group"], LINK_GROUP.to_string());
         assert_eq!(pod.addresses(bridge), [addr]);
     }
     let expect_id = |v: Option<u32>| v.map_or("-1".to_string(), |id| id.to_string());
@@ -61,7 +61,7 @@ pub fn links(pod: &Pod, instances: &[u32], owner: Option<u32>, group: Option<u32
             assert_eq!(data["multi_queue"], false, "{name}: single queue");
             assert_eq!(data["persist"], true, "{name}");
             assert!(has_flag(&link, "UP"), "{name}: {}", link["flags"]);
-            assert_eq!(link["group"], LINK_GROUP, "{name}");
+            assert_eq!(link["group"], LINK_GROUP.to_string(), "{name}");
             assert_eq!(link["master"].as_str(), master, "{name}");
             assert_eq!(
                 pod.addresses(&name),
