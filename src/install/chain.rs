@@ -79,9 +79,9 @@ pub fn add(conflist: &Path, entry: &Entry, bin_dir: &Path) -> Result<Chained, In
                     text = upgrade.text;
                     VersionChange::Upgraded { from: upgrade.from }
                 }
-                Err(reason) => VersionChange::Kept {
+                Err(not_accepted) => VersionChange::Kept {
                     version: upgrade.from,
-                    reason,
+                    reason: not_accepted.to_string(),
                 },
             };
         }
