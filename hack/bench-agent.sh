@@ -2,12 +2,13 @@
 # Benchmark of the node agent (part of hack/bench.sh): Allocate latency of the device plugin, as a
 # kubelet stand-in measures it over the plugin's Unix socket, and the agent's memory while it
 # serves PODS pods with DHCP (two bridges each) and the device plugin at once. Run as root:
-#   sudo hack/bench-agent.sh       PODS=50 (default), CALLS=2000 Allocate calls
+#   sudo hack/bench-agent.sh       PODS=50 (default), CALLS=2000 Allocate calls, ROUNDS=5 rounds
+# of every pod's ADD then DEL: the agent's RSS after each round shows whether it grows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 1; }
 hack/install-deps.sh
-pods=${PODS:-50} calls=${CALLS:-2000}
+pods=${PODS:-50} calls=${CALLS:-2000} rounds=${ROUNDS:-5}
 bin_dir=$(hack/build-release.sh)
 work=$(mktemp -d) tag=cfa$$
 pids=()
@@ -47,7 +48,6 @@ all_pods() { # all_pods COMMAND: in parallel, as a node starting or stopping man
   for p in "${jobs[@]}"; do wait "$p" || { echo "a $1 failed" >&2; exit 1; }; done
 }
 for ((p = 0; p < pods; p++)); do ip netns add "$tag-$p"; done
-all_pods ADD
 wait_served() {
   for _ in $(seq 100); do
     [ "$("$bin_dir/cuttlefish-cni-agent" status --socket "$work/agent.sock" | jq .pods_served)" = "$1" ] && return
@@ -55,11 +55,15 @@ wait_served() {
   done
   echo "the agent does not serve $1 pods" >&2; exit 1
 }
-wait_served "$pods"
-rss_serving=$(kib VmRSS) threads=$(awk '$1 == "Threads:" {print $2}' "/proc/$agent/status")
-all_pods DEL
-wait_served 0
-rss_after=$(kib VmRSS)
+rss_after=()
+for ((round = 1; round <= rounds; round++)); do
+  all_pods ADD
+  wait_served "$pods"
+  ((round > 1)) || { rss_serving=$(kib VmRSS) threads=$(awk '$1 == "Threads:" {print $2}' "/proc/$agent/status"); }
+  all_pods DEL
+  wait_served 0
+  rss_after+=("$(kib VmRSS)")
+done
 
 echo
 echo "Node agent ($(nproc) CPUs, $(uname -r)), release build $(stat -c %s "$bin_dir/cuttlefish-cni-agent") bytes:"
@@ -67,4 +71,4 @@ echo
 sed 's/^/- /' "$work/allocate.txt"
 echo "- RSS with the device plugin registered (4 resources), no pod: $rss_registered KiB"
 echo "- RSS serving $pods pods with DHCP ($((2 * pods)) bridges) and the device plugin: $rss_serving KiB ($threads threads)"
-echo "- RSS after every pod's DEL: $rss_after KiB"
+echo "- RSS after every pod's DEL, rounds 1 to $rounds: ${rss_after[*]} KiB"
