@@ -29,9 +29,7 @@ impl BridgePlan {
     }
 
     pub fn subnet(&self) -> Ipv4Network {
-        Ipv4Network::new(self.gateway, 24)
-            .and_then(|net| Ipv4Network::new(net.network(), 24))
-            .expect("24 is a valid IPv4 prefix")
+        self.address().ipv4_network().expect("a bridge's address is IPv4")
     }
 
     /// The bridge's IPv6 sysctls with their values, in the order ADD writes them.
